@@ -1,0 +1,309 @@
+//! Files inside instances: get, put and delete, never escaping the instance's root.
+//!
+//! A running container is reached through `/proc/<init pid>/root` (its own mount namespace,
+//! so files on its tmpfs mounts are visible); a stopped one through its root filesystem on the
+//! pool. Every path is resolved with `openat2(RESOLVE_IN_ROOT)` from that root, so `..` and
+//! symlinks cannot lead outside. Ownership is given and reported in the container's ids.
+
+use super::{DEFAULT_PROJECT, Host};
+use crate::drivers::PowerState;
+use crate::error::{Error, Result};
+use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+/// What a path inside an instance holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileContent {
+    /// A regular file.
+    File {
+        /// The content.
+        data: Vec<u8>,
+        /// Owner (container id).
+        uid: u32,
+        /// Group (container id).
+        gid: u32,
+        /// Permission bits.
+        mode: u32,
+    },
+    /// A directory and its entry names.
+    Directory {
+        /// Entry names, sorted.
+        entries: Vec<String>,
+        /// Owner.
+        uid: u32,
+        /// Group.
+        gid: u32,
+        /// Permission bits.
+        mode: u32,
+    },
+    /// A symbolic link and its target.
+    Symlink {
+        /// The target.
+        target: String,
+        /// Owner.
+        uid: u32,
+        /// Group.
+        gid: u32,
+    },
+}
+
+/// What to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FilePut {
+    /// A regular file (created or overwritten, or appended to).
+    File {
+        /// Content.
+        data: Vec<u8>,
+        /// Append instead of overwrite.
+        append: bool,
+    },
+    /// A directory (created if missing).
+    Directory,
+    /// A symlink to `target`.
+    Symlink {
+        /// The target.
+        target: String,
+    },
+}
+
+fn errno(path: &str, e: rustix::io::Errno) -> Error {
+    match e {
+        rustix::io::Errno::NOENT => Error::not_found(format!("{path}: no such file or directory")),
+        rustix::io::Errno::EXIST => Error::already_exists(format!("{path}: already exists")),
+        rustix::io::Errno::NOTEMPTY => Error::busy(format!("{path}: directory not empty")),
+        rustix::io::Errno::NOTDIR => Error::invalid(format!("{path}: not a directory")),
+        rustix::io::Errno::ISDIR => Error::invalid(format!("{path}: is a directory")),
+        rustix::io::Errno::XDEV => Error::invalid(format!("{path}: escapes the instance root")),
+        e => Error::internal(format!("{path}: {e}")),
+    }
+}
+
+/// Splits an absolute in-container path into (parent, name), refusing the root itself.
+fn split(path: &str) -> Result<(PathBuf, std::ffi::OsString)> {
+    if !path.starts_with('/') {
+        return Err(Error::invalid(format!("Path {path:?} is not absolute")));
+    }
+    let p = Path::new(path);
+    let name = p
+        .file_name()
+        .filter(|n| *n != "..")
+        .ok_or_else(|| Error::invalid(format!("Invalid path {path:?}")))?;
+    let parent = p.parent().unwrap_or(Path::new("/")).strip_prefix("/").unwrap_or(Path::new(""));
+    Ok((parent.to_path_buf(), name.to_owned()))
+}
+
+fn open_dir(root: &OwnedFd, rel: &Path, path: &str) -> Result<OwnedFd> {
+    let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+    rustix::fs::openat2(
+        root,
+        rel,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+    .map_err(|e| errno(path, e))
+}
+
+impl Host {
+    async fn instance_root(&self, project: &str, name: &str) -> Result<PathBuf> {
+        let (inst, spec) = self.instance_spec(project, name)?;
+        let _ = inst;
+        Ok(match crate::drivers::InstanceDriver::power_state(&self.inner.lxc, &spec).await? {
+            PowerState::Running(pid) | PowerState::Frozen(pid) => PathBuf::from(format!("/proc/{pid}/root")),
+            PowerState::Stopped => spec.rootfs,
+        })
+    }
+
+    fn to_container_id(&self, project: &str, name: &str, id: u32) -> u32 {
+        match self.uses_idmap(project, name) {
+            true => self.inner.idmap.to_container(id).unwrap_or(65534),
+            false => id,
+        }
+    }
+
+    fn to_host_id(&self, project: &str, name: &str, id: u32) -> Result<u32> {
+        match self.uses_idmap(project, name) {
+            true => self
+                .inner
+                .idmap
+                .to_host(id)
+                .ok_or_else(|| Error::invalid(format!("Id {id} is outside the container's id map"))),
+            false => Ok(id),
+        }
+    }
+
+    fn uses_idmap(&self, project: &str, name: &str) -> bool {
+        self.get_instance_record_expanded(project, name)
+            .map(|i| !crate::config::is_true(&i.expanded_config, "security.privileged"))
+            .unwrap_or(true)
+    }
+
+    /// Reads a path inside an instance.
+    pub async fn file_get(&self, project: &str, name: &str, path: &str) -> Result<FileContent> {
+        let root_path = self.instance_root(project, name).await?;
+        let root = rustix::fs::open(&root_path, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| errno(path, e))?;
+        let (parent, fname) = if path == "/" { (PathBuf::new(), ".".into()) } else { split(path)? };
+        let dir = open_dir(&root, &parent, path)?;
+        let st = rustix::fs::statat(&dir, &fname, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| errno(path, e))?;
+        let (uid, gid) = (self.to_container_id(project, name, st.st_uid), self.to_container_id(project, name, st.st_gid));
+        let mode = st.st_mode & 0o7777;
+        match rustix::fs::FileType::from_raw_mode(st.st_mode) {
+            rustix::fs::FileType::Symlink => {
+                let target = rustix::fs::readlinkat(&dir, &fname, Vec::new()).map_err(|e| errno(path, e))?;
+                Ok(FileContent::Symlink { target: target.to_string_lossy().into_owned(), uid, gid })
+            }
+            rustix::fs::FileType::Directory => {
+                let d = rustix::fs::openat(&dir, &fname, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+                    .map_err(|e| errno(path, e))?;
+                let mut entries = Vec::new();
+                let mut it = rustix::fs::Dir::read_from(&d).map_err(|e| errno(path, e))?;
+                while let Some(ent) = it.next() {
+                    let ent = ent.map_err(|e| errno(path, e))?;
+                    let n = ent.file_name().to_string_lossy().into_owned();
+                    if n != "." && n != ".." {
+                        entries.push(n);
+                    }
+                }
+                entries.sort();
+                Ok(FileContent::Directory { entries, uid, gid, mode })
+            }
+            rustix::fs::FileType::RegularFile => {
+                let fd = rustix::fs::openat(&dir, &fname, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+                    .map_err(|e| errno(path, e))?;
+                let mut data = Vec::new();
+                std::fs::File::from(fd).read_to_end(&mut data).map_err(|e| Error::internal(format!("{path}: {e}")))?;
+                Ok(FileContent::File { data, uid, gid, mode })
+            }
+            _ => Err(Error::invalid(format!("{path}: not a regular file, directory or symlink"))),
+        }
+    }
+
+    /// Writes a path inside an instance. `uid`, `gid` and `mode` default to 0, 0 and 0644
+    /// (0755 for directories) for new files, and keep the existing values on overwrite.
+    pub async fn file_put(
+        &self,
+        project: &str,
+        name: &str,
+        path: &str,
+        what: FilePut,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        mode: Option<u32>,
+    ) -> Result<()> {
+        if let Some(m) = mode {
+            if m > 0o7777 {
+                return Err(Error::invalid(format!("Invalid mode {m:o}")));
+            }
+        }
+        let root_path = self.instance_root(project, name).await?;
+        let root = rustix::fs::open(&root_path, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| errno(path, e))?;
+        let (parent, fname) = split(path)?;
+        let dir = open_dir(&root, &parent, path)?;
+        let existing = rustix::fs::statat(&dir, &fname, AtFlags::SYMLINK_NOFOLLOW).ok();
+        let huid = match uid {
+            Some(u) => Some(self.to_host_id(project, name, u)?),
+            None if existing.is_none() => Some(self.to_host_id(project, name, 0)?),
+            None => None,
+        };
+        let hgid = match gid {
+            Some(g) => Some(self.to_host_id(project, name, g)?),
+            None if existing.is_none() => Some(self.to_host_id(project, name, 0)?),
+            None => None,
+        };
+        match what {
+            FilePut::File { data, append } => {
+                if existing.as_ref().is_some_and(|s| rustix::fs::FileType::from_raw_mode(s.st_mode) != rustix::fs::FileType::RegularFile) {
+                    return Err(Error::invalid(format!("{path}: exists and is not a regular file")));
+                }
+                let mut flags = OFlags::WRONLY | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+                flags |= if append { OFlags::APPEND } else { OFlags::TRUNC };
+                let fd = rustix::fs::openat(&dir, &fname, flags, Mode::from_raw_mode(mode.unwrap_or(0o644)))
+                    .map_err(|e| errno(path, e))?;
+                let mut f = std::fs::File::from(fd);
+                f.write_all(&data).map_err(|e| Error::internal(format!("{path}: {e}")))?;
+                rustix::fs::fchown(&f, huid.map(rustix::process::Uid::from_raw), hgid.map(rustix::process::Gid::from_raw))
+                    .map_err(|e| errno(path, e))?;
+                if mode.is_some() || existing.is_none() {
+                    rustix::fs::fchmod(&f, Mode::from_raw_mode(mode.unwrap_or(0o644))).map_err(|e| errno(path, e))?;
+                }
+            }
+            FilePut::Directory => {
+                match rustix::fs::mkdirat(&dir, &fname, Mode::from_raw_mode(mode.unwrap_or(0o755))) {
+                    Ok(()) => {}
+                    Err(rustix::io::Errno::EXIST)
+                        if existing.as_ref().is_some_and(|s| rustix::fs::FileType::from_raw_mode(s.st_mode) == rustix::fs::FileType::Directory) => {}
+                    Err(e) => return Err(errno(path, e)),
+                }
+                let d = rustix::fs::openat(&dir, &fname, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+                    .map_err(|e| errno(path, e))?;
+                rustix::fs::fchown(&d, huid.map(rustix::process::Uid::from_raw), hgid.map(rustix::process::Gid::from_raw))
+                    .map_err(|e| errno(path, e))?;
+                if mode.is_some() || existing.is_none() {
+                    rustix::fs::fchmod(&d, Mode::from_raw_mode(mode.unwrap_or(0o755))).map_err(|e| errno(path, e))?;
+                }
+            }
+            FilePut::Symlink { target } => {
+                if existing.is_some() {
+                    rustix::fs::unlinkat(&dir, &fname, AtFlags::empty()).map_err(|e| errno(path, e))?;
+                }
+                rustix::fs::symlinkat(target.as_str(), &dir, &fname).map_err(|e| errno(path, e))?;
+                rustix::fs::chownat(
+                    &dir,
+                    &fname,
+                    huid.map(rustix::process::Uid::from_raw),
+                    hgid.map(rustix::process::Gid::from_raw),
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )
+                .map_err(|e| errno(path, e))?;
+            }
+        }
+        self.inner.events.lifecycle(
+            "instance-file-pushed",
+            &super::instance_url(project, name),
+            if project.is_empty() { DEFAULT_PROJECT } else { project },
+            Some([("file".to_string(), serde_json::json!(path))].into_iter().collect()),
+        );
+        Ok(())
+    }
+
+    /// Deletes a path inside an instance; directories only when empty unless `recursive`.
+    pub async fn file_delete(&self, project: &str, name: &str, path: &str, recursive: bool) -> Result<()> {
+        let root_path = self.instance_root(project, name).await?;
+        let root = rustix::fs::open(&root_path, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| errno(path, e))?;
+        let (parent, fname) = split(path)?;
+        let dir = open_dir(&root, &parent, path)?;
+        delete_at(&dir, &fname, recursive, path)?;
+        self.inner.events.lifecycle("instance-file-deleted", &super::instance_url(project, name), project, None);
+        Ok(())
+    }
+}
+
+fn delete_at(dir: &OwnedFd, name: &std::ffi::OsStr, recursive: bool, path: &str) -> Result<()> {
+    let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| errno(path, e))?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Directory {
+        return rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(|e| errno(path, e));
+    }
+    if recursive {
+        let d = rustix::fs::openat(dir, name, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| errno(path, e))?;
+        let mut names = Vec::new();
+        let mut it = rustix::fs::Dir::read_from(&d).map_err(|e| errno(path, e))?;
+        while let Some(ent) = it.next() {
+            let ent = ent.map_err(|e| errno(path, e))?;
+            let n = ent.file_name().to_bytes().to_vec();
+            if n != b"." && n != b".." {
+                names.push(n);
+            }
+        }
+        for n in names {
+            use std::os::unix::ffi::OsStrExt;
+            delete_at(&d, std::ffi::OsStr::from_bytes(&n), true, path)?;
+        }
+    }
+    rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR).map_err(|e| errno(path, e))
+}

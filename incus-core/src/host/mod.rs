@@ -1,0 +1,494 @@
+//! The engine: [`Host`], which any Rust program can use to manage real system containers.
+//!
+//! A `Host` owns a state directory laid out like Incus's (`database/`, `storage-pools/`,
+//! `images/`, `containers/`, `logs/`, `devices/`). Its methods mirror the REST API object by
+//! object, with [`crate::api`] types in and out; long actions return an [`Operation`].
+//! Several `Host` values may not share one state directory at once; a new `Host` on a
+//! directory whose previous owner exited (or was killed) finds its running containers again.
+
+pub mod archive;
+pub mod cgroup;
+pub mod db;
+mod files;
+mod idmap;
+mod images;
+mod instances;
+pub mod lxc;
+pub mod ops;
+mod state;
+mod templates;
+
+pub use files::{FileContent, FilePut};
+pub use images::ImageImport;
+pub use ops::{Events, OpContext, Operation};
+
+use crate::api::{self, ConfigMap};
+use crate::drivers::{DriverRegistry, IdShift, StorageDriver, StoragePoolSpec};
+use crate::error::{Error, Result};
+use db::{Db, Table};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// How to open a [`Host`].
+#[derive(Clone)]
+pub struct HostConfig {
+    /// The state directory (`INCUS_DIR`; `/var/lib/incus` for a system-wide engine).
+    pub state_dir: PathBuf,
+    /// The `incus-helper` binary; by default next to the current executable, then its parent
+    /// directory (for test and example binaries), then `PATH`.
+    pub helper: Option<PathBuf>,
+    /// The storage and network drivers this engine may use.
+    pub drivers: DriverRegistry,
+    /// Create a `dir` pool named `default` (and point the default profile's root disk at it)
+    /// when the state directory is new. On by default.
+    pub default_dir_pool: bool,
+    /// The host id range for unprivileged containers; by default root's range from
+    /// `/etc/subuid` and `/etc/subgid` (created if absent).
+    pub idmap: Option<IdShift>,
+}
+
+impl HostConfig {
+    /// A config for `state_dir` with the given drivers and every default.
+    pub fn new(state_dir: impl Into<PathBuf>, drivers: DriverRegistry) -> Self {
+        HostConfig { state_dir: state_dir.into(), helper: None, drivers, default_dir_pool: true, idmap: None }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) dir: PathBuf,
+    pub(crate) db: Db,
+    registry: DriverRegistry,
+    pools: Mutex<HashMap<String, Arc<dyn StorageDriver>>>,
+    pub(crate) lxc: lxc::LxcDriver,
+    pub(crate) ops: ops::Operations,
+    pub(crate) events: Events,
+    pub(crate) idmap: IdShift,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    pub(crate) image_lock: tokio::sync::Mutex<()>,
+}
+
+/// The engine handle. Cheap to clone; all clones share one engine.
+#[derive(Clone)]
+pub struct Host {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// The name of the default project.
+pub const DEFAULT_PROJECT: &str = "default";
+
+fn find_helper(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os("INCUS_HELPER") {
+        return Ok(PathBuf::from(p));
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        for dir in exe.ancestors().skip(1).take(3) {
+            let c = dir.join("incus-helper");
+            if c.is_file() {
+                return Ok(c);
+            }
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let c = dir.join("incus-helper");
+            if c.is_file() {
+                return Ok(c);
+            }
+        }
+    }
+    Err(Error::internal(
+        "incus-helper not found (next to the executable, in INCUS_HELPER or on PATH)",
+    ))
+}
+
+fn mkdir(p: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(p).map_err(|e| Error::io(p.display(), e))?;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).map_err(|e| Error::io(p.display(), e))
+}
+
+impl Host {
+    /// Opens (or initialises) the engine on `config.state_dir`.
+    pub async fn open(config: HostConfig) -> Result<Host> {
+        let dir = config.state_dir.clone();
+        mkdir(&dir, 0o711)?;
+        for (sub, mode) in [
+            ("containers", 0o711),
+            ("containers-snapshots", 0o711),
+            ("images", 0o700),
+            ("logs", 0o700),
+            ("storage-pools", 0o711),
+            ("database", 0o700),
+            ("backups", 0o700),
+        ] {
+            mkdir(&dir.join(sub), mode)?;
+        }
+        let helper = find_helper(config.helper.as_deref())?;
+        let idmap = match config.idmap {
+            Some(m) => m,
+            None => idmap::host_idmap()?,
+        };
+        let db = Db::open(&dir.join("database"))?;
+        let tag = short_hash(&dir.display().to_string());
+        let events = Events::default();
+        let inner = Inner {
+            lxc: lxc::LxcDriver::new(helper, dir.join("containers"), tag),
+            dir: dir.clone(),
+            db,
+            registry: config.drivers.clone(),
+            pools: Mutex::new(HashMap::new()),
+            ops: ops::Operations::new(events.clone()),
+            events,
+            idmap,
+            locks: Mutex::new(HashMap::new()),
+            image_lock: tokio::sync::Mutex::new(()),
+        };
+        let host = Host { inner: Arc::new(inner) };
+        host.seed_defaults(config.default_dir_pool).await?;
+        for (_, pool) in host.inner.db.list::<api::StoragePool>(Table::StoragePools, None)? {
+            let d = host.pool_driver(&pool.name)?;
+            d.mount_pool().await?;
+        }
+        Ok(host)
+    }
+
+    async fn seed_defaults(&self, default_pool: bool) -> Result<()> {
+        let db = &self.inner.db;
+        if db.get::<api::Project>(Table::Projects, "", DEFAULT_PROJECT)?.is_some() {
+            return Ok(());
+        }
+        let mut features = ConfigMap::new();
+        for f in ["features.images", "features.profiles", "features.storage.volumes", "features.storage.buckets", "features.networks"] {
+            features.insert(f.into(), "true".into());
+        }
+        let project = api::Project {
+            put: api::ProjectPut { config: features, description: "Default Incus project".into() },
+            name: DEFAULT_PROJECT.into(),
+            used_by: vec![],
+        };
+        let mut devices = api::DevicesMap::new();
+        if default_pool && self.inner.registry.storage_drivers().contains(&"dir") {
+            self.create_storage_pool(api::StoragePoolsPost {
+                put: api::StoragePoolPut::default(),
+                name: "default".into(),
+                driver: "dir".into(),
+            })
+            .await?;
+            devices.insert(
+                "root".into(),
+                [("type", "disk"), ("path", "/"), ("pool", "default")]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            );
+        }
+        let profile = api::Profile {
+            put: api::ProfilePut { config: ConfigMap::new(), description: "Default Incus profile".into(), devices },
+            name: "default".into(),
+            used_by: vec![],
+            project: DEFAULT_PROJECT.into(),
+        };
+        db.insert(Table::Profiles, DEFAULT_PROJECT, "default", &profile)?;
+        db.insert(Table::Projects, "", DEFAULT_PROJECT, &project)?;
+        Ok(())
+    }
+
+    /// The state directory.
+    pub fn state_dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The event bus: subscribe to lifecycle, operation and logging events.
+    pub fn events(&self) -> &Events {
+        &self.inner.events
+    }
+
+    /// The operation `id`.
+    pub fn operation(&self, id: &str) -> Result<Operation> {
+        self.inner.ops.get(id)
+    }
+
+    /// Every known operation of `project` (every project with `None`).
+    pub fn operations(&self, project: Option<&str>) -> Vec<api::Operation> {
+        self.inner.ops.list(project)
+    }
+
+    pub(crate) fn instance_lock(&self, project: &str, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let key = format!("{project}/{name}");
+        match self.inner.locks.lock() {
+            Ok(mut m) => m.entry(key).or_default().clone(),
+            Err(p) => p.into_inner().entry(key).or_default().clone(),
+        }
+    }
+
+    // ---- server ----
+
+    /// Server config (`GET /1.0` `config`).
+    pub fn server_config(&self) -> Result<ConfigMap> {
+        self.inner.db.server_config()
+    }
+
+    /// Replaces the server config. Only `user.*` keys are known to this engine so far.
+    pub fn update_server_config(&self, config: ConfigMap) -> Result<()> {
+        for k in config.keys() {
+            if !k.starts_with("user.") {
+                return Err(Error::invalid(format!("Unknown server configuration key: {k}")));
+            }
+        }
+        self.inner.db.set_server_config(&config)?;
+        self.inner.events.lifecycle("config-updated", "/1.0", "", None);
+        Ok(())
+    }
+
+    // ---- projects ----
+
+    /// All projects.
+    pub fn list_projects(&self) -> Result<Vec<api::Project>> {
+        Ok(self.inner.db.list::<api::Project>(Table::Projects, Some(""))?.into_iter().map(|(_, p)| p).collect())
+    }
+
+    /// One project.
+    pub fn get_project(&self, name: &str) -> Result<api::Project> {
+        self.inner
+            .db
+            .get(Table::Projects, "", name)?
+            .ok_or_else(|| Error::not_found(format!("Project {name:?} not found")))
+    }
+
+    /// Creates a project with its own `default` profile.
+    pub fn create_project(&self, req: api::ProjectsPost) -> Result<()> {
+        crate::config::validate_entity_name("project", &req.name)?;
+        if req.name.contains('_') || req.name.contains(' ') {
+            return Err(Error::invalid(format!("Invalid project name {:?}: no spaces or underscores", req.name)));
+        }
+        for k in req.put.config.keys() {
+            if !(k.starts_with("features.") || k.starts_with("user.")) {
+                return Err(Error::invalid(format!("Unknown project configuration key: {k}")));
+            }
+        }
+        let project = api::Project { put: req.put, name: req.name.clone(), used_by: vec![] };
+        self.inner.db.insert(Table::Projects, "", &req.name, &project)?;
+        let profile = api::Profile {
+            put: api::ProfilePut { description: format!("Default Incus profile for project {}", req.name), ..Default::default() },
+            name: "default".into(),
+            used_by: vec![],
+            project: req.name.clone(),
+        };
+        self.inner.db.insert(Table::Profiles, &req.name, "default", &profile)?;
+        self.inner.events.lifecycle("project-created", &format!("/1.0/projects/{}", req.name), &req.name, None);
+        Ok(())
+    }
+
+    /// Deletes an empty project.
+    pub fn delete_project(&self, name: &str) -> Result<()> {
+        if name == DEFAULT_PROJECT {
+            return Err(Error::invalid("The default project cannot be deleted"));
+        }
+        self.get_project(name)?;
+        if !self.inner.db.list::<api::Instance>(Table::Instances, Some(name))?.is_empty()
+            || !self.inner.db.list::<api::Image>(Table::Images, Some(name))?.is_empty()
+        {
+            return Err(Error::busy(format!("Project {name:?} is not empty")));
+        }
+        self.inner.db.delete(Table::Profiles, name, "default")?;
+        self.inner.db.delete(Table::Projects, "", name)?;
+        self.inner.events.lifecycle("project-deleted", &format!("/1.0/projects/{name}"), name, None);
+        Ok(())
+    }
+
+    // ---- profiles ----
+
+    /// All profiles of a project, with `used_by` (two queries whatever the numbers).
+    pub fn list_profiles(&self, project: &str) -> Result<Vec<api::Profile>> {
+        self.get_project(project)?;
+        let instances = self.inner.db.list::<api::Instance>(Table::Instances, Some(project))?;
+        let mut profiles: Vec<api::Profile> =
+            self.inner.db.list::<api::Profile>(Table::Profiles, Some(project))?.into_iter().map(|(_, p)| p).collect();
+        for p in &mut profiles {
+            p.used_by = instances
+                .iter()
+                .filter(|(_, i)| i.put.profiles.contains(&p.name))
+                .map(|(_, i)| instance_url(project, &i.name))
+                .collect();
+        }
+        Ok(profiles)
+    }
+
+    /// One profile.
+    pub fn get_profile(&self, project: &str, name: &str) -> Result<api::Profile> {
+        self.list_profiles(project)?
+            .into_iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| Error::not_found(format!("Profile {name:?} not found")))
+    }
+
+    /// Creates a profile.
+    pub fn create_profile(&self, project: &str, req: api::ProfilesPost) -> Result<()> {
+        self.get_project(project)?;
+        crate::config::validate_entity_name("profile", &req.name)?;
+        crate::config::validate_instance_config(&req.put.config, false)?;
+        crate::config::validate_devices(&req.put.devices, false)?;
+        self.check_pools(&req.put.devices)?;
+        let p = api::Profile { put: req.put, name: req.name.clone(), used_by: vec![], project: project.into() };
+        self.inner.db.insert(Table::Profiles, project, &req.name, &p)?;
+        self.inner.events.lifecycle("profile-created", &format!("/1.0/profiles/{}", req.name), project, None);
+        Ok(())
+    }
+
+    /// Replaces a profile's writable fields. Instances using it see the change in their
+    /// expanded config; running ones apply it at their next start.
+    pub fn update_profile(&self, project: &str, name: &str, put: api::ProfilePut) -> Result<()> {
+        let mut p = self.get_profile(project, name)?;
+        crate::config::validate_instance_config(&put.config, false)?;
+        crate::config::validate_devices(&put.devices, false)?;
+        self.check_pools(&put.devices)?;
+        p.put = put;
+        p.used_by.clear();
+        self.inner.db.update(Table::Profiles, project, name, &p)?;
+        self.inner.events.lifecycle("profile-updated", &format!("/1.0/profiles/{name}"), project, None);
+        Ok(())
+    }
+
+    /// Deletes an unused profile.
+    pub fn delete_profile(&self, project: &str, name: &str) -> Result<()> {
+        let p = self.get_profile(project, name)?;
+        if name == "default" {
+            return Err(Error::invalid("The default profile cannot be deleted"));
+        }
+        if !p.used_by.is_empty() {
+            return Err(Error::busy(format!("Profile {name:?} is currently in use")));
+        }
+        self.inner.db.delete(Table::Profiles, project, name)?;
+        self.inner.events.lifecycle("profile-deleted", &format!("/1.0/profiles/{name}"), project, None);
+        Ok(())
+    }
+
+    fn check_pools(&self, devices: &api::DevicesMap) -> Result<()> {
+        for d in devices.values() {
+            if let Some(pool) = d.get("pool") {
+                self.get_storage_pool(pool)?;
+            }
+        }
+        Ok(())
+    }
+
+    // ---- storage pools ----
+
+    /// All storage pools.
+    pub fn list_storage_pools(&self) -> Result<Vec<api::StoragePool>> {
+        let instances = self.inner.db.list::<api::Instance>(Table::Instances, None)?;
+        let profiles = self.inner.db.list::<api::Profile>(Table::Profiles, None)?;
+        let mut pools: Vec<api::StoragePool> =
+            self.inner.db.list::<api::StoragePool>(Table::StoragePools, Some(""))?.into_iter().map(|(_, p)| p).collect();
+        for pool in &mut pools {
+            let uses = |d: &api::DevicesMap| d.values().any(|d| d.get("pool") == Some(&pool.name));
+            pool.used_by = profiles
+                .iter()
+                .filter(|(_, p)| uses(&p.put.devices))
+                .map(|(proj, p)| with_project(&format!("/1.0/profiles/{}", p.name), proj))
+                .chain(
+                    instances
+                        .iter()
+                        .filter(|(_, i)| i.put.config.get("volatile.rootfs.pool") == Some(&pool.name))
+                        .map(|(proj, i)| instance_url(proj, &i.name)),
+                )
+                .collect();
+            pool.status = "Created".into();
+            pool.locations = vec!["none".into()];
+        }
+        Ok(pools)
+    }
+
+    /// One storage pool.
+    pub fn get_storage_pool(&self, name: &str) -> Result<api::StoragePool> {
+        self.list_storage_pools()?
+            .into_iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| Error::not_found(format!("Storage pool {name:?} not found")))
+    }
+
+    /// Creates a storage pool with a registered driver.
+    pub async fn create_storage_pool(&self, req: api::StoragePoolsPost) -> Result<()> {
+        crate::config::validate_entity_name("storage pool", &req.name)?;
+        if self.inner.db.get::<api::StoragePool>(Table::StoragePools, "", &req.name)?.is_some() {
+            return Err(Error::already_exists(format!("Storage pool {:?} already exists", req.name)));
+        }
+        let spec = StoragePoolSpec {
+            name: req.name.clone(),
+            config: req.put.config.clone(),
+            mount_root: self.inner.dir.join("storage-pools").join(&req.name),
+        };
+        let driver = self.inner.registry.storage(&req.driver, spec)?;
+        driver.create_pool().await?;
+        let pool = api::StoragePool { put: req.put, name: req.name.clone(), driver: req.driver, ..Default::default() };
+        if let Err(e) = self.inner.db.insert(Table::StoragePools, "", &req.name, &pool) {
+            let _ = driver.delete_pool().await;
+            return Err(e);
+        }
+        if let Ok(mut m) = self.inner.pools.lock() {
+            m.insert(req.name.clone(), driver);
+        }
+        self.inner.events.lifecycle("storage-pool-created", &format!("/1.0/storage-pools/{}", req.name), "", None);
+        Ok(())
+    }
+
+    /// Deletes an unused storage pool and its storage.
+    pub async fn delete_storage_pool(&self, name: &str) -> Result<()> {
+        let pool = self.get_storage_pool(name)?;
+        if !pool.used_by.is_empty() {
+            return Err(Error::busy(format!("Storage pool {name:?} is currently in use")));
+        }
+        let driver = self.pool_driver(name)?;
+        // Cached image volumes are not users: remove them with the pool.
+        driver.delete_pool().await?;
+        self.inner.db.delete(Table::StoragePools, "", name)?;
+        if let Ok(mut m) = self.inner.pools.lock() {
+            m.remove(name);
+        }
+        self.inner.events.lifecycle("storage-pool-deleted", &format!("/1.0/storage-pools/{name}"), "", None);
+        Ok(())
+    }
+
+    pub(crate) fn pool_driver(&self, name: &str) -> Result<Arc<dyn StorageDriver>> {
+        if let Some(d) = self.inner.pools.lock().ok().and_then(|m| m.get(name).cloned()) {
+            return Ok(d);
+        }
+        let pool: api::StoragePool = self
+            .inner
+            .db
+            .get(Table::StoragePools, "", name)?
+            .ok_or_else(|| Error::not_found(format!("Storage pool {name:?} not found")))?;
+        let spec = StoragePoolSpec {
+            name: name.into(),
+            config: pool.put.config.clone(),
+            mount_root: self.inner.dir.join("storage-pools").join(name),
+        };
+        let d = self.inner.registry.storage(&pool.driver, spec)?;
+        if let Ok(mut m) = self.inner.pools.lock() {
+            m.insert(name.into(), d.clone());
+        }
+        Ok(d)
+    }
+}
+
+/// `/1.0/instances/<name>` with `?project=` outside the default project.
+pub(crate) fn instance_url(project: &str, name: &str) -> String {
+    with_project(&format!("/1.0/instances/{name}"), project)
+}
+
+pub(crate) fn with_project(url: &str, project: &str) -> String {
+    if project == DEFAULT_PROJECT || project.is_empty() {
+        url.to_string()
+    } else {
+        format!("{url}?project={project}")
+    }
+}
+
+fn short_hash(s: &str) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(s.as_bytes())[..4])
+}
