@@ -44,7 +44,10 @@ const FREE_PREFIXES: &[&str] = &["user.", "environment.", "image."];
 
 /// Validates one instance config key and value.
 pub fn validate_instance_key(key: &str, value: &str) -> Result<()> {
-    if FREE_PREFIXES.iter().any(|p| key.starts_with(p) && key.len() > p.len()) {
+    if FREE_PREFIXES
+        .iter()
+        .any(|p| key.starts_with(p) && key.len() > p.len())
+    {
         return Ok(());
     }
     if key.starts_with("volatile.") {
@@ -55,9 +58,8 @@ pub fn validate_instance_key(key: &str, value: &str) -> Result<()> {
     let Some((_, kind)) = INSTANCE_KEYS.iter().find(|(k, _)| *k == key) else {
         return Err(Error::invalid(format!("Unknown configuration key: {key}")));
     };
-    check_value(*kind, value).map_err(|why| {
-        Error::invalid(format!("Invalid value for config key {key:?}: {why}"))
-    })
+    check_value(*kind, value)
+        .map_err(|why| Error::invalid(format!("Invalid value for config key {key:?}: {why}")))
 }
 
 /// Validates a whole instance config map. `allow_volatile` lets the engine pass its own keys.
@@ -134,9 +136,7 @@ pub fn is_true(config: &ConfigMap, key: &str) -> bool {
 /// `TB`, `PB`, `EB` in powers of 1000, `KiB` ... `EiB` in powers of 1024).
 pub fn parse_size(value: &str) -> std::result::Result<u64, String> {
     let v = value.trim();
-    let split = v
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(v.len());
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
     let (num, unit) = v.split_at(split);
     let n: u64 = num
         .parse()
@@ -197,26 +197,50 @@ const DEVICE_KEYS: &[(&str, &[&str])] = &[
     (
         "disk",
         &[
-            "path", "source", "pool", "readonly", "optional", "size", "recursive",
-            "propagation", "shift", "boot.priority",
+            "path",
+            "source",
+            "pool",
+            "readonly",
+            "optional",
+            "size",
+            "recursive",
+            "propagation",
+            "shift",
+            "boot.priority",
         ],
     ),
     (
         "nic",
         &[
-            "nictype", "network", "name", "hwaddr", "mtu", "parent", "host_name",
-            "ipv4.address", "ipv6.address", "limits.ingress", "limits.egress",
-            "security.mac_filtering", "security.ipv4_filtering", "security.ipv6_filtering",
-            "vlan", "boot.priority",
+            "nictype",
+            "network",
+            "name",
+            "hwaddr",
+            "mtu",
+            "parent",
+            "host_name",
+            "ipv4.address",
+            "ipv6.address",
+            "limits.ingress",
+            "limits.egress",
+            "security.mac_filtering",
+            "security.ipv4_filtering",
+            "security.ipv6_filtering",
+            "vlan",
+            "boot.priority",
         ],
     ),
     (
         "unix-char",
-        &["source", "path", "major", "minor", "uid", "gid", "mode", "required"],
+        &[
+            "source", "path", "major", "minor", "uid", "gid", "mode", "required",
+        ],
     ),
     (
         "unix-block",
-        &["source", "path", "major", "minor", "uid", "gid", "mode", "required"],
+        &[
+            "source", "path", "major", "minor", "uid", "gid", "mode", "required",
+        ],
     ),
     ("none", &[]),
 ];
@@ -441,16 +465,39 @@ mod tests {
     #[test]
     fn devices_validated() {
         let mut d = DevicesMap::new();
-        d.insert("root".into(), map(&[("type", "disk"), ("path", "/"), ("pool", "default")]));
+        d.insert(
+            "root".into(),
+            map(&[("type", "disk"), ("path", "/"), ("pool", "default")]),
+        );
         assert!(validate_devices(&d, true).is_ok());
-        d.insert("data".into(), map(&[("type", "disk"), ("path", "/mnt"), ("source", "/srv")]));
+        d.insert(
+            "data".into(),
+            map(&[("type", "disk"), ("path", "/mnt"), ("source", "/srv")]),
+        );
         assert!(validate_devices(&d, true).is_ok());
-        d.insert("bad".into(), map(&[("type", "disk"), ("path", "/x"), ("bogus", "1")]));
+        d.insert(
+            "bad".into(),
+            map(&[("type", "disk"), ("path", "/x"), ("bogus", "1")]),
+        );
         assert!(validate_devices(&d, true).is_err());
         d.remove("bad");
-        d.insert("tty".into(), map(&[("type", "unix-char"), ("source", "/dev/null"), ("mode", "0999")]));
+        d.insert(
+            "tty".into(),
+            map(&[
+                ("type", "unix-char"),
+                ("source", "/dev/null"),
+                ("mode", "0999"),
+            ]),
+        );
         assert!(validate_devices(&d, true).is_err());
-        d.insert("tty".into(), map(&[("type", "unix-char"), ("source", "/dev/null"), ("mode", "0666")]));
+        d.insert(
+            "tty".into(),
+            map(&[
+                ("type", "unix-char"),
+                ("source", "/dev/null"),
+                ("mode", "0666"),
+            ]),
+        );
         assert!(validate_devices(&d, true).is_ok());
         d.insert("gpu".into(), map(&[("type", "gpu")]));
         assert!(validate_devices(&d, true).is_err());
@@ -464,11 +511,17 @@ mod tests {
     fn expansion_orders_and_removes() {
         let p1c = map(&[("limits.cpu", "1"), ("user.a", "p1")]);
         let mut p1d = DevicesMap::new();
-        p1d.insert("root".into(), map(&[("type", "disk"), ("path", "/"), ("pool", "p1")]));
+        p1d.insert(
+            "root".into(),
+            map(&[("type", "disk"), ("path", "/"), ("pool", "p1")]),
+        );
         p1d.insert("eth0".into(), map(&[("type", "nic"), ("nictype", "p2p")]));
         let p2c = map(&[("user.a", "p2")]);
         let mut p2d = DevicesMap::new();
-        p2d.insert("root".into(), map(&[("type", "disk"), ("path", "/"), ("pool", "p2")]));
+        p2d.insert(
+            "root".into(),
+            map(&[("type", "disk"), ("path", "/"), ("pool", "p2")]),
+        );
         let ic = map(&[("limits.cpu", "2")]);
         let mut id = DevicesMap::new();
         id.insert("eth0".into(), map(&[("type", "none")]));
@@ -483,7 +536,16 @@ mod tests {
     fn names() {
         assert!(validate_instance_name("c1").is_ok());
         assert!(validate_instance_name("my-container-2").is_ok());
-        for bad in ["", "1abc", "-a", "a-", "a_b", "a/b", "../x", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "1abc",
+            "-a",
+            "a-",
+            "a_b",
+            "a/b",
+            "../x",
+            &"a".repeat(64),
+        ] {
             assert!(validate_instance_name(bad).is_err(), "{bad}");
         }
         assert!(validate_snapshot_name("snap0").is_ok());

@@ -402,17 +402,19 @@ impl DriverRegistry {
 
     /// Builds the storage driver `driver` for a pool.
     pub fn storage(&self, driver: &str, spec: StoragePoolSpec) -> Result<Arc<dyn StorageDriver>> {
-        let f = self.storage.get(driver).ok_or_else(|| {
-            Error::invalid(format!("Unknown storage driver {driver:?}"))
-        })?;
+        let f = self
+            .storage
+            .get(driver)
+            .ok_or_else(|| Error::invalid(format!("Unknown storage driver {driver:?}")))?;
         f(spec)
     }
 
     /// Builds the network driver `driver` for a network.
     pub fn network(&self, driver: &str, spec: NetworkSpec) -> Result<Arc<dyn NetworkDriver>> {
-        let f = self.network.get(driver).ok_or_else(|| {
-            Error::invalid(format!("Unknown network driver {driver:?}"))
-        })?;
+        let f = self
+            .network
+            .get(driver)
+            .ok_or_else(|| Error::invalid(format!("Unknown network driver {driver:?}")))?;
         f(spec)
     }
 }
@@ -423,7 +425,10 @@ mod tests {
 
     #[test]
     fn shift_maps_both_ways() {
-        let s = IdShift { base: 100000, size: 65536 };
+        let s = IdShift {
+            base: 100000,
+            size: 65536,
+        };
         assert_eq!(s.to_host(0), Some(100000));
         assert_eq!(s.to_host(65535), Some(165535));
         assert_eq!(s.to_host(65536), None);

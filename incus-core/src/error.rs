@@ -159,10 +159,7 @@ mod tests {
 
     #[test]
     fn io_errors_keep_not_found() {
-        let e = Error::io(
-            "/x",
-            std::io::Error::from(std::io::ErrorKind::NotFound),
-        );
+        let e = Error::io("/x", std::io::Error::from(std::io::ErrorKind::NotFound));
         assert_eq!(e.kind(), ErrorKind::NotFound);
         assert!(e.message().starts_with("/x: "));
     }

@@ -138,8 +138,14 @@ mod tests {
         let md = fs::metadata(dst.join("d/f")).expect("stat");
         assert_eq!(md.mode() & 0o7777, 0o4750);
         assert_eq!(md.ino(), fs::metadata(dst.join("hl")).expect("stat").ino());
-        assert_eq!(fs::read_link(dst.join("sl")).expect("readlink"), Path::new("/d/f"));
-        assert_eq!(md.mtime(), fs::metadata(src.join("d/f")).expect("stat").mtime());
+        assert_eq!(
+            fs::read_link(dst.join("sl")).expect("readlink"),
+            Path::new("/d/f")
+        );
+        assert_eq!(
+            md.mtime(),
+            fs::metadata(src.join("d/f")).expect("stat").mtime()
+        );
         assert!(disk_usage(&dst).expect("usage") > 0);
     }
 }

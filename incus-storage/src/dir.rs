@@ -104,7 +104,13 @@ impl StorageDriver for DirDriver {
         let root = self.root.clone();
         let link = self.spec.mount_root.clone();
         blocking(move || {
-            for ty in ["containers", "containers-snapshots", "images", "custom", "custom-snapshots"] {
+            for ty in [
+                "containers",
+                "containers-snapshots",
+                "images",
+                "custom",
+                "custom-snapshots",
+            ] {
                 let d = root.join(ty);
                 std::fs::create_dir_all(&d).map_err(|e| io(&d, e))?;
             }
@@ -133,7 +139,13 @@ impl StorageDriver for DirDriver {
             if root == link {
                 remove_tree(&root)
             } else {
-                for ty in ["containers", "containers-snapshots", "images", "custom", "custom-snapshots"] {
+                for ty in [
+                    "containers",
+                    "containers-snapshots",
+                    "images",
+                    "custom",
+                    "custom-snapshots",
+                ] {
                     remove_tree(&root.join(ty))?;
                 }
                 let _ = std::fs::remove_file(&link);
@@ -167,18 +179,29 @@ impl StorageDriver for DirDriver {
         let p = self.volume_path(vol);
         blocking(move || {
             if p.exists() {
-                return Err(Error::already_exists(format!("Volume {} exists", p.display())));
+                return Err(Error::already_exists(format!(
+                    "Volume {} exists",
+                    p.display()
+                )));
             }
             std::fs::create_dir(&p).map_err(|e| io(&p, e))
         })
         .await
     }
 
-    async fn create_volume_from_copy(&self, vol: &Volume, src: &Volume, shift: Option<IdShift>) -> Result<()> {
+    async fn create_volume_from_copy(
+        &self,
+        vol: &Volume,
+        src: &Volume,
+        shift: Option<IdShift>,
+    ) -> Result<()> {
         let (from, to) = (self.volume_path(src), self.volume_path(vol));
         blocking(move || {
             if to.exists() {
-                return Err(Error::already_exists(format!("Volume {} exists", to.display())));
+                return Err(Error::already_exists(format!(
+                    "Volume {} exists",
+                    to.display()
+                )));
             }
             let r = copy_tree(&from, &to, shift);
             if r.is_err() {
@@ -204,7 +227,10 @@ impl StorageDriver for DirDriver {
         let (sfrom, sto) = (self.snapshots_dir(vol), self.snapshots_dir(&new));
         blocking(move || {
             if to.exists() {
-                return Err(Error::already_exists(format!("Volume {} exists", to.display())));
+                return Err(Error::already_exists(format!(
+                    "Volume {} exists",
+                    to.display()
+                )));
             }
             std::fs::rename(&from, &to).map_err(|e| io(&from, e))?;
             if sfrom.exists() {
@@ -219,7 +245,10 @@ impl StorageDriver for DirDriver {
         let (from, to) = (self.volume_path(vol), self.snapshot_path(vol, snapshot));
         blocking(move || {
             if to.exists() {
-                return Err(Error::already_exists(format!("Snapshot {} exists", to.display())));
+                return Err(Error::already_exists(format!(
+                    "Snapshot {} exists",
+                    to.display()
+                )));
             }
             if let Some(parent) = to.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
@@ -239,10 +268,16 @@ impl StorageDriver for DirDriver {
     }
 
     async fn rename_snapshot(&self, vol: &Volume, snapshot: &str, new_name: &str) -> Result<()> {
-        let (from, to) = (self.snapshot_path(vol, snapshot), self.snapshot_path(vol, new_name));
+        let (from, to) = (
+            self.snapshot_path(vol, snapshot),
+            self.snapshot_path(vol, new_name),
+        );
         blocking(move || {
             if to.exists() {
-                return Err(Error::already_exists(format!("Snapshot {} exists", to.display())));
+                return Err(Error::already_exists(format!(
+                    "Snapshot {} exists",
+                    to.display()
+                )));
             }
             std::fs::rename(&from, &to).map_err(|e| io(&from, e))
         })
@@ -253,7 +288,10 @@ impl StorageDriver for DirDriver {
         let (snap, dst) = (self.snapshot_path(vol, snapshot), self.volume_path(vol));
         blocking(move || {
             if !snap.is_dir() {
-                return Err(Error::not_found(format!("Snapshot {} not found", snap.display())));
+                return Err(Error::not_found(format!(
+                    "Snapshot {} not found",
+                    snap.display()
+                )));
             }
             // Copy next to the volume first, then swap, so a failed copy leaves it intact.
             let tmp = dst.with_extension("incustmp");
@@ -299,13 +337,20 @@ mod tests {
         d.create_volume(&img).await.expect("image");
         std::fs::write(d.volume_path(&img).join("f"), "1").expect("write");
         let c = Volume::new(VolumeType::Container, "c1");
-        d.create_volume_from_copy(&c, &img, None).await.expect("copy");
+        d.create_volume_from_copy(&c, &img, None)
+            .await
+            .expect("copy");
         assert!(d.create_volume(&c).await.is_err(), "exists");
         d.create_snapshot(&c, "s0").await.expect("snapshot");
         std::fs::write(d.volume_path(&c).join("f"), "2").expect("write");
         d.restore_snapshot(&c, "s0").await.expect("restore");
-        assert_eq!(std::fs::read_to_string(d.volume_path(&c).join("f")).expect("read"), "1");
-        d.rename_snapshot(&c, "s0", "s1").await.expect("rename snap");
+        assert_eq!(
+            std::fs::read_to_string(d.volume_path(&c).join("f")).expect("read"),
+            "1"
+        );
+        d.rename_snapshot(&c, "s0", "s1")
+            .await
+            .expect("rename snap");
         d.rename_volume(&c, "c2").await.expect("rename");
         let c2 = Volume::new(VolumeType::Container, "c2");
         assert!(d.snapshot_path(&c2, "s1").is_dir());
@@ -321,7 +366,11 @@ mod tests {
         for (k, v) in [("size", "1GiB"), ("bogus", "1"), ("source", "relative")] {
             let mut config = ConfigMap::new();
             config.insert(k.into(), v.into());
-            let r = DirDriver::new(StoragePoolSpec { name: "p".into(), config, mount_root: t.path().into() });
+            let r = DirDriver::new(StoragePoolSpec {
+                name: "p".into(),
+                config,
+                mount_root: t.path().into(),
+            });
             assert!(r.is_err(), "{k}");
         }
     }

@@ -14,7 +14,8 @@ mkdir -p "$OUT"
 if [ -s "$OUT/busybox.tar.xz" ] && [ -s "$OUT/busybox-split.rootfs.squashfs" ] && [ "${FORCE:-0}" != 1 ]; then
   exit 0
 fi
-file -L "$BB" 2>/dev/null | grep -q 'statically linked' || { echo "need a static busybox at $BB (apt-get install busybox-static)" >&2; exit 1; }
+# (no `| grep -q` under pipefail: an early grep exit would fail the pipeline with SIGPIPE)
+case "$(file -L "$BB" 2>/dev/null)" in *"statically linked"*) ;; *) echo "need a static busybox at $BB (apt-get install busybox-static)" >&2; exit 1;; esac
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 img=$work/image; r=$img/rootfs
@@ -39,7 +40,7 @@ printf 'root:x:0:\nnogroup:x:65534:\n' > "$r/etc/group"
 echo busybox > "$r/etc/hostname"
 echo '{{ container.name }}' > "$img/templates/hostname.tpl"
 epoch=$(stat -c %Y "$BB")
-ver=$("$BB" 2>&1 | head -1 | sed -n 's/^BusyBox v\([0-9.]*\).*/\1/p')
+ver=$("$BB" 2>&1 | sed -n '1s/^BusyBox v\([0-9.]*\).*/\1/p')   # sed reads all: no SIGPIPE
 cat > "$img/metadata.yaml" <<META
 architecture: $(uname -m)
 creation_date: $epoch

@@ -16,11 +16,15 @@ use std::path::{Component, Path, PathBuf};
 /// plain tar).
 pub fn decompress<'a>(r: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
     let mut br = BufReader::with_capacity(1 << 16, r);
-    let head = br.fill_buf().map_err(|e| Error::invalid(format!("Failed reading archive: {e}")))?;
+    let head = br
+        .fill_buf()
+        .map_err(|e| Error::invalid(format!("Failed reading archive: {e}")))?;
     let head: Vec<u8> = head.iter().take(6).copied().collect();
     Ok(match head.as_slice() {
         [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(br)),
-        [0xfd, b'7', b'z', b'X', b'Z', 0x00] => Box::new(liblzma::read::XzDecoder::new_multi_decoder(br)),
+        [0xfd, b'7', b'z', b'X', b'Z', 0x00] => {
+            Box::new(liblzma::read::XzDecoder::new_multi_decoder(br))
+        }
         [0x28, 0xb5, 0x2f, 0xfd, ..] => Box::new(
             zstd::stream::read::Decoder::with_buffer(br)
                 .map_err(|e| Error::invalid(format!("Bad zstd stream: {e}")))?,
@@ -53,7 +57,11 @@ fn os(what: &Path, e: rustix::io::Errno) -> Error {
 }
 
 fn open_in_root(root: &OwnedFd, rel: &Path) -> Result<OwnedFd> {
-    let p = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+    let p = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
     rustix::fs::openat2(
         root,
         p,
@@ -69,15 +77,20 @@ fn mkdir_all_in_root(root: &OwnedFd, rel: &Path) -> Result<OwnedFd> {
     let mut cur = PathBuf::new();
     for c in rel.components() {
         cur.push(c);
-        match open_in_root(root, &cur) {
-            Ok(_) => {}
-            Err(_) => {
-                let parent = open_in_root(root, cur.parent().unwrap_or(Path::new("")))?;
-                let name = cur.file_name().unwrap_or_default();
-                match rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o755)) {
-                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-                    Err(e) => return Err(os(&cur, e)),
+        if open_in_root(root, &cur).is_err() {
+            let parent = open_in_root(root, cur.parent().unwrap_or(Path::new("")))?;
+            let name = cur.file_name().unwrap_or_default();
+            match rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o755)) {
+                Ok(()) => {}
+                Err(rustix::io::Errno::EXIST) => {
+                    // A symlink (or file) whose in-root target does not exist or is no
+                    // directory: refuse rather than guess.
+                    return Err(Error::invalid(format!(
+                        "Archive entries under {} go through a link that leads nowhere inside the archive",
+                        cur.display()
+                    )));
                 }
+                Err(e) => return Err(os(&cur, e)),
             }
         }
     }
@@ -88,19 +101,31 @@ fn mkdir_all_in_root(root: &OwnedFd, rel: &Path) -> Result<OwnedFd> {
 /// when given, is prepended to every entry name (used to put a split image's rootfs tarball
 /// under `rootfs/`). Returns the number of entries written.
 pub fn extract(r: impl Read, dest: &Path, prefix: Option<&Path>) -> Result<usize> {
-    let root: OwnedFd = rustix::fs::open(dest, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| os(dest, e))?;
+    let root: OwnedFd = rustix::fs::open(
+        dest,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| os(dest, e))?;
     let mut ar = tar::Archive::new(r);
     let mut count = 0;
     let mut dirs: Vec<(PathBuf, u32, u64)> = Vec::new();
-    for entry in ar.entries().map_err(|e| Error::invalid(format!("Bad archive: {e}")))? {
+    for entry in ar
+        .entries()
+        .map_err(|e| Error::invalid(format!("Bad archive: {e}")))?
+    {
         let mut entry = entry.map_err(|e| Error::invalid(format!("Bad archive entry: {e}")))?;
-        let raw = entry.path().map_err(|e| Error::invalid(format!("Bad archive entry name: {e}")))?.into_owned();
+        let raw = entry
+            .path()
+            .map_err(|e| Error::invalid(format!("Bad archive entry name: {e}")))?
+            .into_owned();
         let mut rel = safe_relative(&raw)?;
         if let Some(p) = prefix {
             rel = p.join(rel);
         }
-        let Some(name) = rel.file_name().map(|n| n.to_owned()) else { continue };
+        let Some(name) = rel.file_name().map(|n| n.to_owned()) else {
+            continue;
+        };
         let parent_rel = rel.parent().unwrap_or(Path::new("")).to_path_buf();
         let parent = mkdir_all_in_root(&root, &parent_rel)?;
         let h = entry.header().clone();
@@ -113,7 +138,10 @@ pub fn extract(r: impl Read, dest: &Path, prefix: Option<&Path>) -> Result<usize
             match rustix::fs::unlinkat(&parent, &name, AtFlags::empty()) {
                 Ok(()) | Err(rustix::io::Errno::NOENT) => {}
                 Err(rustix::io::Errno::ISDIR) => {
-                    return Err(Error::invalid(format!("Archive entry {} replaces a directory", rel.display())));
+                    return Err(Error::invalid(format!(
+                        "Archive entry {} replaces a directory",
+                        rel.display()
+                    )));
                 }
                 Err(e) => return Err(os(&rel, e)),
             }
@@ -133,25 +161,31 @@ pub fn extract(r: impl Read, dest: &Path, prefix: Option<&Path>) -> Result<usize
             )
             .map_err(|e| os(&rel, e))?;
             let mut f = std::fs::File::from(fd);
-            std::io::copy(&mut entry, &mut f).map_err(|e| Error::invalid(format!("Failed extracting {}: {e}", rel.display())))?;
+            std::io::copy(&mut entry, &mut f)
+                .map_err(|e| Error::invalid(format!("Failed extracting {}: {e}", rel.display())))?;
         } else if et.is_symlink() {
             let target = entry
                 .link_name()
                 .map_err(|e| Error::invalid(format!("Bad link in archive: {e}")))?
-                .ok_or_else(|| Error::invalid(format!("Symlink {} has no target", rel.display())))?;
+                .ok_or_else(|| {
+                    Error::invalid(format!("Symlink {} has no target", rel.display()))
+                })?;
             rustix::fs::symlinkat(target.as_ref(), &parent, &name).map_err(|e| os(&rel, e))?;
         } else if et.is_hard_link() {
             let target = entry
                 .link_name()
                 .map_err(|e| Error::invalid(format!("Bad link in archive: {e}")))?
-                .ok_or_else(|| Error::invalid(format!("Hard link {} has no target", rel.display())))?;
+                .ok_or_else(|| {
+                    Error::invalid(format!("Hard link {} has no target", rel.display()))
+                })?;
             let mut trel = safe_relative(&target)?;
             if let Some(p) = prefix {
                 trel = p.join(trel);
             }
             let tparent = open_in_root(&root, trel.parent().unwrap_or(Path::new("")))?;
             let tname = trel.file_name().unwrap_or_default().to_owned();
-            rustix::fs::linkat(&tparent, &tname, &parent, &name, AtFlags::empty()).map_err(|e| os(&rel, e))?;
+            rustix::fs::linkat(&tparent, &tname, &parent, &name, AtFlags::empty())
+                .map_err(|e| os(&rel, e))?;
             count += 1;
             continue;
         } else if et.is_character_special() || et.is_block_special() || et.is_fifo() {
@@ -166,7 +200,8 @@ pub fn extract(r: impl Read, dest: &Path, prefix: Option<&Path>) -> Result<usize
                 h.device_major().ok().flatten().unwrap_or(0),
                 h.device_minor().ok().flatten().unwrap_or(0),
             );
-            rustix::fs::mknodat(&parent, &name, kind, Mode::from_raw_mode(0o600), dev).map_err(|e| os(&rel, e))?;
+            rustix::fs::mknodat(&parent, &name, kind, Mode::from_raw_mode(0o600), dev)
+                .map_err(|e| os(&rel, e))?;
         } else {
             // PAX/GNU headers are consumed by the tar crate; anything else is skipped.
             continue;
@@ -181,11 +216,18 @@ pub fn extract(r: impl Read, dest: &Path, prefix: Option<&Path>) -> Result<usize
         )
         .map_err(|e| os(&rel, e))?;
         if !et.is_symlink() && !et.is_dir() {
-            rustix::fs::chmodat(&parent, &name, Mode::from_raw_mode(mode), AtFlags::empty()).map_err(|e| os(&rel, e))?;
+            rustix::fs::chmodat(&parent, &name, Mode::from_raw_mode(mode), AtFlags::empty())
+                .map_err(|e| os(&rel, e))?;
         }
         let ts = rustix::fs::Timestamps {
-            last_access: rustix::fs::Timespec { tv_sec: mtime as i64, tv_nsec: 0 },
-            last_modification: rustix::fs::Timespec { tv_sec: mtime as i64, tv_nsec: 0 },
+            last_access: rustix::fs::Timespec {
+                tv_sec: mtime as i64,
+                tv_nsec: 0,
+            },
+            last_modification: rustix::fs::Timespec {
+                tv_sec: mtime as i64,
+                tv_nsec: 0,
+            },
         };
         let _ = rustix::fs::utimensat(&parent, &name, &ts, AtFlags::SYMLINK_NOFOLLOW);
     }
@@ -194,8 +236,17 @@ pub fn extract(r: impl Read, dest: &Path, prefix: Option<&Path>) -> Result<usize
     for (rel, mode, mtime) in dirs {
         let d = open_in_root(&root, &rel)?;
         rustix::fs::fchmod(d.as_fd(), Mode::from_raw_mode(mode)).map_err(|e| os(&rel, e))?;
-        let ts = rustix::fs::Timespec { tv_sec: mtime as i64, tv_nsec: 0 };
-        let _ = rustix::fs::futimens(d.as_fd(), &rustix::fs::Timestamps { last_access: ts, last_modification: ts });
+        let ts = rustix::fs::Timespec {
+            tv_sec: mtime as i64,
+            tv_nsec: 0,
+        };
+        let _ = rustix::fs::futimens(
+            d.as_fd(),
+            &rustix::fs::Timestamps {
+                last_access: ts,
+                last_modification: ts,
+            },
+        );
     }
     Ok(count)
 }
@@ -203,9 +254,14 @@ pub fn extract(r: impl Read, dest: &Path, prefix: Option<&Path>) -> Result<usize
 /// Reads one file (`wanted`, normalised) out of a tar stream without extracting anything.
 pub fn read_member(r: impl Read, wanted: &str, limit: u64) -> Result<Option<Vec<u8>>> {
     let mut ar = tar::Archive::new(r);
-    for entry in ar.entries().map_err(|e| Error::invalid(format!("Bad archive: {e}")))? {
+    for entry in ar
+        .entries()
+        .map_err(|e| Error::invalid(format!("Bad archive: {e}")))?
+    {
         let entry = entry.map_err(|e| Error::invalid(format!("Bad archive entry: {e}")))?;
-        let p = entry.path().map_err(|e| Error::invalid(format!("Bad archive entry name: {e}")))?;
+        let p = entry
+            .path()
+            .map_err(|e| Error::invalid(format!("Bad archive entry name: {e}")))?;
         if safe_relative(&p).ok().as_deref() == Some(Path::new(wanted)) {
             let mut buf = Vec::new();
             entry
@@ -213,7 +269,9 @@ pub fn read_member(r: impl Read, wanted: &str, limit: u64) -> Result<Option<Vec<
                 .read_to_end(&mut buf)
                 .map_err(|e| Error::invalid(format!("Failed reading {wanted}: {e}")))?;
             if buf.len() as u64 > limit {
-                return Err(Error::invalid(format!("{wanted} is larger than {limit} bytes")));
+                return Err(Error::invalid(format!(
+                    "{wanted} is larger than {limit} bytes"
+                )));
             }
             return Ok(Some(buf));
         }
@@ -259,7 +317,12 @@ mod tests {
         let data = tarball(|b| {
             file(b, "rootfs/etc/hostname", b"x\n");
             link(b, "rootfs/bin/sh", "/bin/busybox", tar::EntryType::Symlink);
-            link(b, "rootfs/etc/hn2", "rootfs/etc/hostname", tar::EntryType::Link);
+            link(
+                b,
+                "rootfs/etc/hn2",
+                "rootfs/etc/hostname",
+                tar::EntryType::Link,
+            );
         });
         let n = extract(&data[..], t.path(), None).expect("extract");
         assert_eq!(n, 3);
@@ -268,7 +331,10 @@ mod tests {
         use std::os::unix::fs::MetadataExt;
         assert_eq!(std::fs::metadata(&p).expect("stat").mode() & 0o777, 0o640);
         assert_eq!(std::fs::metadata(&p).expect("stat").nlink(), 2);
-        assert_eq!(std::fs::read_link(t.path().join("rootfs/bin/sh")).expect("link"), Path::new("/bin/busybox"));
+        assert_eq!(
+            std::fs::read_link(t.path().join("rootfs/bin/sh")).expect("link"),
+            Path::new("/bin/busybox")
+        );
     }
 
     #[test]
@@ -294,10 +360,28 @@ mod tests {
             link(b, "rootfs/escape", &target, tar::EntryType::Symlink);
             file(b, "rootfs/escape/pwned", b"x");
         });
+        // The link's target does not exist inside the root: refused, nothing written outside.
+        let e = extract(&data[..], t.path(), None).unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::InvalidInput);
+        assert!(
+            !outside.path().join("pwned").exists(),
+            "wrote outside the root"
+        );
+        // With the target present inside the root, the entry lands there, still inside.
+        let t = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(t.path().join(target.trim_start_matches('/'))).expect("mkdir");
         extract(&data[..], t.path(), None).expect("extract");
-        assert!(!outside.path().join("pwned").exists(), "wrote outside the root");
-        let inside = t.path().join(target.trim_start_matches('/')).join("pwned");
-        assert!(inside.exists(), "resolved inside the root");
+        assert!(
+            !outside.path().join("pwned").exists(),
+            "wrote outside the root"
+        );
+        assert!(
+            t.path()
+                .join(target.trim_start_matches('/'))
+                .join("pwned")
+                .exists(),
+            "resolved inside the root"
+        );
     }
 
     #[test]
@@ -315,7 +399,9 @@ mod tests {
         let zs = zstd::encode_all(&data[..], 1).expect("zstd");
         for blob in [data.clone(), gz, xz, zs] {
             let r = decompress(&blob[..]).expect("decompress");
-            let m = read_member(r, "metadata.yaml", 1024).expect("read").expect("present");
+            let m = read_member(r, "metadata.yaml", 1024)
+                .expect("read")
+                .expect("present");
             assert_eq!(m, b"architecture: x86_64\n");
         }
         let r = decompress(&data[..]).expect("decompress");

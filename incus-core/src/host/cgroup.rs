@@ -59,7 +59,9 @@ fn read_i64(p: PathBuf) -> Option<i64> {
 
 /// Reads the usage of the cgroups `proc_cgroup` (a `/proc/<pid>/cgroup` content) points at.
 pub fn usage(root: &Path, layout: Layout, proc_cgroup: &str) -> Usage {
-    let rel = |ctrl: &str| path_for(proc_cgroup, layout, ctrl).map(|p| p.trim_start_matches('/').to_string());
+    let rel = |ctrl: &str| {
+        path_for(proc_cgroup, layout, ctrl).map(|p| p.trim_start_matches('/').to_string())
+    };
     let mut u = Usage::default();
     match layout {
         Layout::V1 => {
@@ -72,7 +74,8 @@ pub fn usage(root: &Path, layout: Layout, proc_cgroup: &str) -> Usage {
                 u.memory_limit = if limit >= (1i64 << 60) { 0 } else { limit };
             }
             if let Some(p) = rel("cpuacct") {
-                u.cpu_ns = read_i64(root.join("cpuacct").join(p).join("cpuacct.usage")).unwrap_or(0);
+                u.cpu_ns =
+                    read_i64(root.join("cpuacct").join(p).join("cpuacct.usage")).unwrap_or(0);
             }
             if let Some(p) = rel("pids") {
                 u.processes = read_i64(root.join("pids").join(p).join("pids.current")).unwrap_or(0);
@@ -104,11 +107,19 @@ pub fn is_frozen(root: &Path, layout: Layout, proc_cgroup: &str) -> bool {
     match layout {
         Layout::V1 => path_for(proc_cgroup, layout, "freezer")
             .and_then(|p| {
-                std::fs::read_to_string(root.join("freezer").join(p.trim_start_matches('/')).join("freezer.state")).ok()
+                std::fs::read_to_string(
+                    root.join("freezer")
+                        .join(p.trim_start_matches('/'))
+                        .join("freezer.state"),
+                )
+                .ok()
             })
             .is_some_and(|s| s.trim() == "FROZEN"),
         Layout::V2 => path_for(proc_cgroup, layout, "")
-            .and_then(|p| std::fs::read_to_string(root.join(p.trim_start_matches('/')).join("cgroup.freeze")).ok())
+            .and_then(|p| {
+                std::fs::read_to_string(root.join(p.trim_start_matches('/')).join("cgroup.freeze"))
+                    .ok()
+            })
             .is_some_and(|s| s.trim() == "1"),
     }
 }
@@ -135,7 +146,10 @@ mod tests {
         for (f, v) in [
             ("memory/lxc.payload.c1/memory.usage_in_bytes", "4096"),
             ("memory/lxc.payload.c1/memory.max_usage_in_bytes", "8192"),
-            ("memory/lxc.payload.c1/memory.limit_in_bytes", "9223372036854771712"),
+            (
+                "memory/lxc.payload.c1/memory.limit_in_bytes",
+                "9223372036854771712",
+            ),
             ("cpuacct/lxc.payload.c1/cpuacct.usage", "123"),
             ("pids/lxc.payload.c1/pids.current", "3"),
             ("freezer/lxc.payload.c1/freezer.state", "FROZEN"),
@@ -145,7 +159,16 @@ mod tests {
             std::fs::write(p, v).expect("write");
         }
         let u = usage(r, Layout::V1, V1);
-        assert_eq!(u, Usage { memory: 4096, memory_peak: 8192, memory_limit: 0, cpu_ns: 123, processes: 3 });
+        assert_eq!(
+            u,
+            Usage {
+                memory: 4096,
+                memory_peak: 8192,
+                memory_limit: 0,
+                cpu_ns: 123,
+                processes: 3
+            }
+        );
         assert!(is_frozen(r, Layout::V1, V1));
     }
 

@@ -75,29 +75,36 @@ impl Db {
         let path = dir.join("local.db");
         let existed = path.exists();
         let conn = Connection::open(&path).map_err(sql)?;
-        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;")
-            .map_err(sql)?;
-        let db = Db { conn: Mutex::new(conn), path };
-        db.migrate(existed)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",
+        )
+        .map_err(sql)?;
+        let db = Db {
+            conn: Mutex::new(conn),
+            path,
+        };
+        db.migrate(MIGRATIONS, existed)?;
         Ok(db)
     }
 
     /// The schema version of the open database.
     pub fn schema_version(&self) -> Result<usize> {
         let c = self.lock()?;
-        let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(sql)?;
+        let v: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(sql)?;
         Ok(usize::try_from(v).unwrap_or(0))
     }
 
-    fn migrate(&self, existed: bool) -> Result<()> {
+    fn migrate(&self, migrations: &[&str], existed: bool) -> Result<()> {
         let current = self.schema_version()?;
-        if current > MIGRATIONS.len() {
+        if current > migrations.len() {
             return Err(Error::internal(format!(
                 "database schema {current} is newer than this engine ({})",
-                MIGRATIONS.len()
+                migrations.len()
             )));
         }
-        if current == MIGRATIONS.len() {
+        if current == migrations.len() {
             return Ok(());
         }
         if existed && current > 0 {
@@ -107,10 +114,11 @@ impl Db {
                 .map_err(sql)?;
         }
         let mut c = self.lock()?;
-        for (i, m) in MIGRATIONS.iter().enumerate().skip(current) {
+        for (i, m) in migrations.iter().enumerate().skip(current) {
             let tx = c.transaction().map_err(sql)?;
             tx.execute_batch(m).map_err(sql)?;
-            tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1)).map_err(sql)?;
+            tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+                .map_err(sql)?;
             tx.commit().map_err(sql)?;
         }
         Ok(())
@@ -123,7 +131,12 @@ impl Db {
     }
 
     /// One object, or `None`.
-    pub fn get<T: DeserializeOwned>(&self, t: Table, project: &str, name: &str) -> Result<Option<T>> {
+    pub fn get<T: DeserializeOwned>(
+        &self,
+        t: Table,
+        project: &str,
+        name: &str,
+    ) -> Result<Option<T>> {
         let c = self.lock()?;
         let s: Option<String> = c
             .query_row(
@@ -133,13 +146,19 @@ impl Db {
             )
             .optional()
             .map_err(sql)?;
-        s.map(|s| serde_json::from_str(&s).map_err(|e| Error::internal(format!("database row: {e}"))))
-            .transpose()
+        s.map(|s| {
+            serde_json::from_str(&s).map_err(|e| Error::internal(format!("database row: {e}")))
+        })
+        .transpose()
     }
 
     /// All objects of a project (or of every project with `None`), in name order, with their
     /// project: one query whatever their number.
-    pub fn list<T: DeserializeOwned>(&self, t: Table, project: Option<&str>) -> Result<Vec<(String, T)>> {
+    pub fn list<T: DeserializeOwned>(
+        &self,
+        t: Table,
+        project: Option<&str>,
+    ) -> Result<Vec<(String, T)>> {
         let c = self.lock()?;
         let mut stmt = c
             .prepare_cached(&format!(
@@ -148,18 +167,29 @@ impl Db {
             ))
             .map_err(sql)?;
         let rows = stmt
-            .query_map(params![project], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .query_map(params![project], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
             .map_err(sql)?;
         let mut out = Vec::new();
         for row in rows {
             let (p, s) = row.map_err(sql)?;
-            out.push((p, serde_json::from_str(&s).map_err(|e| Error::internal(format!("database row: {e}")))?));
+            out.push((
+                p,
+                serde_json::from_str(&s)
+                    .map_err(|e| Error::internal(format!("database row: {e}")))?,
+            ));
         }
         Ok(out)
     }
 
     /// Names in a table whose name starts with `prefix` (for snapshots of one instance).
-    pub fn list_prefix<T: DeserializeOwned>(&self, t: Table, project: &str, prefix: &str) -> Result<Vec<T>> {
+    pub fn list_prefix<T: DeserializeOwned>(
+        &self,
+        t: Table,
+        project: &str,
+        prefix: &str,
+    ) -> Result<Vec<T>> {
         let c = self.lock()?;
         let mut stmt = c
             .prepare_cached(&format!(
@@ -167,7 +197,9 @@ impl Db {
                 t.name()
             ))
             .map_err(sql)?;
-        let rows = stmt.query_map(params![project, prefix], |r| r.get::<_, String>(0)).map_err(sql)?;
+        let rows = stmt
+            .query_map(params![project, prefix], |r| r.get::<_, String>(0))
+            .map_err(sql)?;
         rows.map(|r| {
             let s = r.map_err(sql)?;
             serde_json::from_str(&s).map_err(|e| Error::internal(format!("database row: {e}")))
@@ -180,11 +212,16 @@ impl Db {
         let data = serde_json::to_string(obj).map_err(|e| Error::internal(e.to_string()))?;
         let c = self.lock()?;
         match c.execute(
-            &format!("INSERT INTO {} (project, name, data) VALUES (?1, ?2, ?3)", t.name()),
+            &format!(
+                "INSERT INTO {} (project, name, data) VALUES (?1, ?2, ?3)",
+                t.name()
+            ),
             params![project, name, data],
         ) {
             Ok(_) => Ok(()),
-            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
                 Err(Error::already_exists(format!("{name:?} already exists")))
             }
             Err(e) => Err(sql(e)),
@@ -197,7 +234,10 @@ impl Db {
         let c = self.lock()?;
         let n = c
             .execute(
-                &format!("UPDATE {} SET data=?3 WHERE project=?1 AND name=?2", t.name()),
+                &format!(
+                    "UPDATE {} SET data=?3 WHERE project=?1 AND name=?2",
+                    t.name()
+                ),
                 params![project, name, data],
             )
             .map_err(sql)?;
@@ -211,7 +251,10 @@ impl Db {
     pub fn delete(&self, t: Table, project: &str, name: &str) -> Result<bool> {
         let c = self.lock()?;
         let n = c
-            .execute(&format!("DELETE FROM {} WHERE project=?1 AND name=?2", t.name()), params![project, name])
+            .execute(
+                &format!("DELETE FROM {} WHERE project=?1 AND name=?2", t.name()),
+                params![project, name],
+            )
             .map_err(sql)?;
         Ok(n > 0)
     }
@@ -220,7 +263,10 @@ impl Db {
     pub fn delete_prefix(&self, t: Table, project: &str, prefix: &str) -> Result<()> {
         let c = self.lock()?;
         c.execute(
-            &format!("DELETE FROM {} WHERE project=?1 AND substr(name, 1, length(?2))=?2", t.name()),
+            &format!(
+                "DELETE FROM {} WHERE project=?1 AND substr(name, 1, length(?2))=?2",
+                t.name()
+            ),
             params![project, prefix],
         )
         .map_err(sql)?;
@@ -231,20 +277,33 @@ impl Db {
     pub fn rename(&self, t: Table, project: &str, name: &str, new_name: &str) -> Result<()> {
         let c = self.lock()?;
         match c.execute(
-            &format!("UPDATE {} SET name=?3 WHERE project=?1 AND name=?2", t.name()),
+            &format!(
+                "UPDATE {} SET name=?3 WHERE project=?1 AND name=?2",
+                t.name()
+            ),
             params![project, name, new_name],
         ) {
             Ok(0) => Err(Error::not_found(format!("{name:?} not found"))),
             Ok(_) => Ok(()),
-            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
-                Err(Error::already_exists(format!("{new_name:?} already exists")))
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(Error::already_exists(format!(
+                    "{new_name:?} already exists"
+                )))
             }
             Err(e) => Err(sql(e)),
         }
     }
 
     /// Renames every object whose name starts with `prefix` to start with `new_prefix`.
-    pub fn rename_prefix(&self, t: Table, project: &str, prefix: &str, new_prefix: &str) -> Result<()> {
+    pub fn rename_prefix(
+        &self,
+        t: Table,
+        project: &str,
+        prefix: &str,
+        new_prefix: &str,
+    ) -> Result<()> {
         let c = self.lock()?;
         c.execute(
             &format!(
@@ -260,7 +319,9 @@ impl Db {
     /// Server config.
     pub fn server_config(&self) -> Result<crate::api::ConfigMap> {
         let c = self.lock()?;
-        let mut stmt = c.prepare_cached("SELECT key, value FROM config").map_err(sql)?;
+        let mut stmt = c
+            .prepare_cached("SELECT key, value FROM config")
+            .map_err(sql)?;
         let rows = stmt
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
             .map_err(sql)?;
@@ -273,8 +334,11 @@ impl Db {
         let tx = c.transaction().map_err(sql)?;
         tx.execute("DELETE FROM config", []).map_err(sql)?;
         for (k, v) in config {
-            tx.execute("INSERT INTO config (key, value) VALUES (?1, ?2)", params![k, v])
-                .map_err(sql)?;
+            tx.execute(
+                "INSERT INTO config (key, value) VALUES (?1, ?2)",
+                params![k, v],
+            )
+            .map_err(sql)?;
         }
         tx.commit().map_err(sql)
     }
@@ -293,11 +357,30 @@ mod tests {
         // Reopening at the current version takes no backup.
         let db = Db::open(t.path()).expect("reopen");
         assert!(!t.path().join("local.db.bak.1").exists());
-        // Pretend the database is older: the next open backs it up, then migrates.
-        db.lock().expect("lock").execute_batch("DROP TABLE snapshots; PRAGMA user_version = 0;").expect("downgrade");
+        db.insert(Table::Instances, "default", "c1", &1)
+            .expect("insert");
+        // A newer engine with a second migration: a backup of version 1 comes first.
+        let next = [MIGRATIONS[0], "CREATE TABLE extra (x INTEGER)"];
+        db.migrate(&next, true).expect("migrate to 2");
+        assert_eq!(db.schema_version().expect("version"), 2);
+        let backup = t.path().join("local.db.bak.1");
+        assert!(backup.exists(), "backup before the migration");
+        let old = Db {
+            conn: Mutex::new(Connection::open(&backup).expect("open backup")),
+            path: backup,
+        };
+        assert_eq!(old.schema_version().expect("version"), 1);
+        assert_eq!(
+            old.get::<i32>(Table::Instances, "default", "c1")
+                .expect("get"),
+            Some(1)
+        );
+        // An engine older than the database refuses to touch it.
         drop(db);
-        let db = Db::open(t.path()).expect("migrate from 0");
-        assert_eq!(db.schema_version().expect("version"), MIGRATIONS.len());
+        assert!(
+            Db::open(t.path()).is_err(),
+            "schema 2 is newer than this engine"
+        );
     }
 
     #[test]
@@ -305,29 +388,60 @@ mod tests {
         let t = tempfile::tempdir().expect("tempdir");
         let db = Db::open(t.path()).expect("open");
         for i in 0..50 {
-            db.insert(Table::Instances, "default", &format!("c{i:02}"), &i).expect("insert");
+            db.insert(Table::Instances, "default", &format!("c{i:02}"), &i)
+                .expect("insert");
         }
-        db.insert(Table::Instances, "other", "c00", &99).expect("insert other project");
-        let e = db.insert(Table::Instances, "default", "c00", &0).unwrap_err();
+        db.insert(Table::Instances, "other", "c00", &99)
+            .expect("insert other project");
+        let e = db
+            .insert(Table::Instances, "default", "c00", &0)
+            .unwrap_err();
         assert_eq!(e.kind(), crate::error::ErrorKind::AlreadyExists);
         let all: Vec<(String, i32)> = db.list(Table::Instances, Some("default")).expect("list");
         assert_eq!(all.len(), 50);
         assert_eq!(all[7].1, 7);
         let every: Vec<(String, i32)> = db.list(Table::Instances, None).expect("list all");
         assert_eq!(every.len(), 51);
-        db.update(Table::Instances, "default", "c01", &100).expect("update");
-        assert_eq!(db.get::<i32>(Table::Instances, "default", "c01").expect("get"), Some(100));
-        db.rename(Table::Instances, "default", "c01", "z").expect("rename");
+        db.update(Table::Instances, "default", "c01", &100)
+            .expect("update");
+        assert_eq!(
+            db.get::<i32>(Table::Instances, "default", "c01")
+                .expect("get"),
+            Some(100)
+        );
+        db.rename(Table::Instances, "default", "c01", "z")
+            .expect("rename");
         assert!(db.rename(Table::Instances, "default", "c02", "z").is_err());
         assert!(db.delete(Table::Instances, "default", "z").expect("delete"));
-        assert!(!db.delete(Table::Instances, "default", "z").expect("delete again"));
-        db.insert(Table::Snapshots, "default", "c1/s0", &1).expect("snap");
-        db.insert(Table::Snapshots, "default", "c1/s1", &2).expect("snap");
-        db.insert(Table::Snapshots, "default", "c10/s0", &3).expect("snap");
-        assert_eq!(db.list_prefix::<i32>(Table::Snapshots, "default", "c1/").expect("prefix"), vec![1, 2]);
-        db.rename_prefix(Table::Snapshots, "default", "c1/", "d/").expect("rename prefix");
-        assert_eq!(db.list_prefix::<i32>(Table::Snapshots, "default", "d/").expect("prefix").len(), 2);
-        db.delete_prefix(Table::Snapshots, "default", "d/").expect("delete prefix");
-        assert_eq!(db.list_prefix::<i32>(Table::Snapshots, "default", "c10/").expect("prefix"), vec![3]);
+        assert!(
+            !db.delete(Table::Instances, "default", "z")
+                .expect("delete again")
+        );
+        db.insert(Table::Snapshots, "default", "c1/s0", &1)
+            .expect("snap");
+        db.insert(Table::Snapshots, "default", "c1/s1", &2)
+            .expect("snap");
+        db.insert(Table::Snapshots, "default", "c10/s0", &3)
+            .expect("snap");
+        assert_eq!(
+            db.list_prefix::<i32>(Table::Snapshots, "default", "c1/")
+                .expect("prefix"),
+            vec![1, 2]
+        );
+        db.rename_prefix(Table::Snapshots, "default", "c1/", "d/")
+            .expect("rename prefix");
+        assert_eq!(
+            db.list_prefix::<i32>(Table::Snapshots, "default", "d/")
+                .expect("prefix")
+                .len(),
+            2
+        );
+        db.delete_prefix(Table::Snapshots, "default", "d/")
+            .expect("delete prefix");
+        assert_eq!(
+            db.list_prefix::<i32>(Table::Snapshots, "default", "c10/")
+                .expect("prefix"),
+            vec![3]
+        );
     }
 }

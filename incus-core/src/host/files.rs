@@ -90,12 +90,20 @@ fn split(path: &str) -> Result<(PathBuf, std::ffi::OsString)> {
         .file_name()
         .filter(|n| *n != "..")
         .ok_or_else(|| Error::invalid(format!("Invalid path {path:?}")))?;
-    let parent = p.parent().unwrap_or(Path::new("/")).strip_prefix("/").unwrap_or(Path::new(""));
+    let parent = p
+        .parent()
+        .unwrap_or(Path::new("/"))
+        .strip_prefix("/")
+        .unwrap_or(Path::new(""));
     Ok((parent.to_path_buf(), name.to_owned()))
 }
 
 fn open_dir(root: &OwnedFd, rel: &Path, path: &str) -> Result<OwnedFd> {
-    let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
     rustix::fs::openat2(
         root,
         rel,
@@ -110,10 +118,14 @@ impl Host {
     async fn instance_root(&self, project: &str, name: &str) -> Result<PathBuf> {
         let (inst, spec) = self.instance_spec(project, name)?;
         let _ = inst;
-        Ok(match crate::drivers::InstanceDriver::power_state(&self.inner.lxc, &spec).await? {
-            PowerState::Running(pid) | PowerState::Frozen(pid) => PathBuf::from(format!("/proc/{pid}/root")),
-            PowerState::Stopped => spec.rootfs,
-        })
+        Ok(
+            match crate::drivers::InstanceDriver::power_state(&self.inner.lxc, &spec).await? {
+                PowerState::Running(pid) | PowerState::Frozen(pid) => {
+                    PathBuf::from(format!("/proc/{pid}/root"))
+                }
+                PowerState::Stopped => spec.rootfs,
+            },
+        )
     }
 
     fn to_container_id(&self, project: &str, name: &str, id: u32) -> u32 {
@@ -125,11 +137,9 @@ impl Host {
 
     fn to_host_id(&self, project: &str, name: &str, id: u32) -> Result<u32> {
         match self.uses_idmap(project, name) {
-            true => self
-                .inner
-                .idmap
-                .to_host(id)
-                .ok_or_else(|| Error::invalid(format!("Id {id} is outside the container's id map"))),
+            true => self.inner.idmap.to_host(id).ok_or_else(|| {
+                Error::invalid(format!("Id {id} is outside the container's id map"))
+            }),
             false => Ok(id),
         }
     }
@@ -143,21 +153,43 @@ impl Host {
     /// Reads a path inside an instance.
     pub async fn file_get(&self, project: &str, name: &str, path: &str) -> Result<FileContent> {
         let root_path = self.instance_root(project, name).await?;
-        let root = rustix::fs::open(&root_path, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| errno(path, e))?;
-        let (parent, fname) = if path == "/" { (PathBuf::new(), ".".into()) } else { split(path)? };
+        let root = rustix::fs::open(
+            &root_path,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| errno(path, e))?;
+        let (parent, fname) = if path == "/" {
+            (PathBuf::new(), ".".into())
+        } else {
+            split(path)?
+        };
         let dir = open_dir(&root, &parent, path)?;
-        let st = rustix::fs::statat(&dir, &fname, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| errno(path, e))?;
-        let (uid, gid) = (self.to_container_id(project, name, st.st_uid), self.to_container_id(project, name, st.st_gid));
+        let st = rustix::fs::statat(&dir, &fname, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| errno(path, e))?;
+        let (uid, gid) = (
+            self.to_container_id(project, name, st.st_uid),
+            self.to_container_id(project, name, st.st_gid),
+        );
         let mode = st.st_mode & 0o7777;
         match rustix::fs::FileType::from_raw_mode(st.st_mode) {
             rustix::fs::FileType::Symlink => {
-                let target = rustix::fs::readlinkat(&dir, &fname, Vec::new()).map_err(|e| errno(path, e))?;
-                Ok(FileContent::Symlink { target: target.to_string_lossy().into_owned(), uid, gid })
+                let target =
+                    rustix::fs::readlinkat(&dir, &fname, Vec::new()).map_err(|e| errno(path, e))?;
+                Ok(FileContent::Symlink {
+                    target: target.to_string_lossy().into_owned(),
+                    uid,
+                    gid,
+                })
             }
             rustix::fs::FileType::Directory => {
-                let d = rustix::fs::openat(&dir, &fname, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-                    .map_err(|e| errno(path, e))?;
+                let d = rustix::fs::openat(
+                    &dir,
+                    &fname,
+                    OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| errno(path, e))?;
                 let mut entries = Vec::new();
                 let mut it = rustix::fs::Dir::read_from(&d).map_err(|e| errno(path, e))?;
                 while let Some(ent) = it.next() {
@@ -168,16 +200,35 @@ impl Host {
                     }
                 }
                 entries.sort();
-                Ok(FileContent::Directory { entries, uid, gid, mode })
+                Ok(FileContent::Directory {
+                    entries,
+                    uid,
+                    gid,
+                    mode,
+                })
             }
             rustix::fs::FileType::RegularFile => {
-                let fd = rustix::fs::openat(&dir, &fname, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-                    .map_err(|e| errno(path, e))?;
+                let fd = rustix::fs::openat(
+                    &dir,
+                    &fname,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| errno(path, e))?;
                 let mut data = Vec::new();
-                std::fs::File::from(fd).read_to_end(&mut data).map_err(|e| Error::internal(format!("{path}: {e}")))?;
-                Ok(FileContent::File { data, uid, gid, mode })
+                std::fs::File::from(fd)
+                    .read_to_end(&mut data)
+                    .map_err(|e| Error::internal(format!("{path}: {e}")))?;
+                Ok(FileContent::File {
+                    data,
+                    uid,
+                    gid,
+                    mode,
+                })
             }
-            _ => Err(Error::invalid(format!("{path}: not a regular file, directory or symlink"))),
+            _ => Err(Error::invalid(format!(
+                "{path}: not a regular file, directory or symlink"
+            ))),
         }
     }
 
@@ -199,8 +250,12 @@ impl Host {
             }
         }
         let root_path = self.instance_root(project, name).await?;
-        let root = rustix::fs::open(&root_path, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| errno(path, e))?;
+        let root = rustix::fs::open(
+            &root_path,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| errno(path, e))?;
         let (parent, fname) = split(path)?;
         let dir = open_dir(&root, &parent, path)?;
         let existing = rustix::fs::statat(&dir, &fname, AtFlags::SYMLINK_NOFOLLOW).ok();
@@ -216,39 +271,75 @@ impl Host {
         };
         match what {
             FilePut::File { data, append } => {
-                if existing.as_ref().is_some_and(|s| rustix::fs::FileType::from_raw_mode(s.st_mode) != rustix::fs::FileType::RegularFile) {
-                    return Err(Error::invalid(format!("{path}: exists and is not a regular file")));
+                if existing.as_ref().is_some_and(|s| {
+                    rustix::fs::FileType::from_raw_mode(s.st_mode)
+                        != rustix::fs::FileType::RegularFile
+                }) {
+                    return Err(Error::invalid(format!(
+                        "{path}: exists and is not a regular file"
+                    )));
                 }
-                let mut flags = OFlags::WRONLY | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-                flags |= if append { OFlags::APPEND } else { OFlags::TRUNC };
-                let fd = rustix::fs::openat(&dir, &fname, flags, Mode::from_raw_mode(mode.unwrap_or(0o644)))
-                    .map_err(|e| errno(path, e))?;
+                let mut flags =
+                    OFlags::WRONLY | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+                flags |= if append {
+                    OFlags::APPEND
+                } else {
+                    OFlags::TRUNC
+                };
+                let fd = rustix::fs::openat(
+                    &dir,
+                    &fname,
+                    flags,
+                    Mode::from_raw_mode(mode.unwrap_or(0o644)),
+                )
+                .map_err(|e| errno(path, e))?;
                 let mut f = std::fs::File::from(fd);
-                f.write_all(&data).map_err(|e| Error::internal(format!("{path}: {e}")))?;
-                rustix::fs::fchown(&f, huid.map(rustix::process::Uid::from_raw), hgid.map(rustix::process::Gid::from_raw))
-                    .map_err(|e| errno(path, e))?;
+                f.write_all(&data)
+                    .map_err(|e| Error::internal(format!("{path}: {e}")))?;
+                rustix::fs::fchown(
+                    &f,
+                    huid.map(rustix::process::Uid::from_raw),
+                    hgid.map(rustix::process::Gid::from_raw),
+                )
+                .map_err(|e| errno(path, e))?;
                 if mode.is_some() || existing.is_none() {
-                    rustix::fs::fchmod(&f, Mode::from_raw_mode(mode.unwrap_or(0o644))).map_err(|e| errno(path, e))?;
+                    rustix::fs::fchmod(&f, Mode::from_raw_mode(mode.unwrap_or(0o644)))
+                        .map_err(|e| errno(path, e))?;
                 }
             }
             FilePut::Directory => {
-                match rustix::fs::mkdirat(&dir, &fname, Mode::from_raw_mode(mode.unwrap_or(0o755))) {
+                match rustix::fs::mkdirat(&dir, &fname, Mode::from_raw_mode(mode.unwrap_or(0o755)))
+                {
                     Ok(()) => {}
                     Err(rustix::io::Errno::EXIST)
-                        if existing.as_ref().is_some_and(|s| rustix::fs::FileType::from_raw_mode(s.st_mode) == rustix::fs::FileType::Directory) => {}
+                        if existing.as_ref().is_some_and(|s| {
+                            rustix::fs::FileType::from_raw_mode(s.st_mode)
+                                == rustix::fs::FileType::Directory
+                        }) => {}
                     Err(e) => return Err(errno(path, e)),
                 }
-                let d = rustix::fs::openat(&dir, &fname, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-                    .map_err(|e| errno(path, e))?;
-                rustix::fs::fchown(&d, huid.map(rustix::process::Uid::from_raw), hgid.map(rustix::process::Gid::from_raw))
-                    .map_err(|e| errno(path, e))?;
+                let d = rustix::fs::openat(
+                    &dir,
+                    &fname,
+                    OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| errno(path, e))?;
+                rustix::fs::fchown(
+                    &d,
+                    huid.map(rustix::process::Uid::from_raw),
+                    hgid.map(rustix::process::Gid::from_raw),
+                )
+                .map_err(|e| errno(path, e))?;
                 if mode.is_some() || existing.is_none() {
-                    rustix::fs::fchmod(&d, Mode::from_raw_mode(mode.unwrap_or(0o755))).map_err(|e| errno(path, e))?;
+                    rustix::fs::fchmod(&d, Mode::from_raw_mode(mode.unwrap_or(0o755)))
+                        .map_err(|e| errno(path, e))?;
                 }
             }
             FilePut::Symlink { target } => {
                 if existing.is_some() {
-                    rustix::fs::unlinkat(&dir, &fname, AtFlags::empty()).map_err(|e| errno(path, e))?;
+                    rustix::fs::unlinkat(&dir, &fname, AtFlags::empty())
+                        .map_err(|e| errno(path, e))?;
                 }
                 rustix::fs::symlinkat(target.as_str(), &dir, &fname).map_err(|e| errno(path, e))?;
                 rustix::fs::chownat(
@@ -264,33 +355,62 @@ impl Host {
         self.inner.events.lifecycle(
             "instance-file-pushed",
             &super::instance_url(project, name),
-            if project.is_empty() { DEFAULT_PROJECT } else { project },
-            Some([("file".to_string(), serde_json::json!(path))].into_iter().collect()),
+            if project.is_empty() {
+                DEFAULT_PROJECT
+            } else {
+                project
+            },
+            Some(
+                [("file".to_string(), serde_json::json!(path))]
+                    .into_iter()
+                    .collect(),
+            ),
         );
         Ok(())
     }
 
     /// Deletes a path inside an instance; directories only when empty unless `recursive`.
-    pub async fn file_delete(&self, project: &str, name: &str, path: &str, recursive: bool) -> Result<()> {
+    pub async fn file_delete(
+        &self,
+        project: &str,
+        name: &str,
+        path: &str,
+        recursive: bool,
+    ) -> Result<()> {
         let root_path = self.instance_root(project, name).await?;
-        let root = rustix::fs::open(&root_path, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| errno(path, e))?;
+        let root = rustix::fs::open(
+            &root_path,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| errno(path, e))?;
         let (parent, fname) = split(path)?;
         let dir = open_dir(&root, &parent, path)?;
         delete_at(&dir, &fname, recursive, path)?;
-        self.inner.events.lifecycle("instance-file-deleted", &super::instance_url(project, name), project, None);
+        self.inner.events.lifecycle(
+            "instance-file-deleted",
+            &super::instance_url(project, name),
+            project,
+            None,
+        );
         Ok(())
     }
 }
 
 fn delete_at(dir: &OwnedFd, name: &std::ffi::OsStr, recursive: bool, path: &str) -> Result<()> {
-    let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| errno(path, e))?;
+    let st =
+        rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| errno(path, e))?;
     if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Directory {
         return rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(|e| errno(path, e));
     }
     if recursive {
-        let d = rustix::fs::openat(dir, name, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| errno(path, e))?;
+        let d = rustix::fs::openat(
+            dir,
+            name,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| errno(path, e))?;
         let mut names = Vec::new();
         let mut it = rustix::fs::Dir::read_from(&d).map_err(|e| errno(path, e))?;
         while let Some(ent) = it.next() {

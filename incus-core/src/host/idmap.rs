@@ -43,7 +43,10 @@ pub fn host_idmap() -> Result<IdShift> {
             "root's ranges in /etc/subuid ({u}) and /etc/subgid ({g}) start at different ids"
         )));
     }
-    Ok(IdShift { base: u, size: CONTAINER_IDS })
+    Ok(IdShift {
+        base: u,
+        size: CONTAINER_IDS,
+    })
 }
 
 #[cfg(test)]
@@ -52,8 +55,14 @@ mod tests {
 
     #[test]
     fn finds_root_range() {
-        assert_eq!(root_range("bob:1:2\nroot:100000:65536\n"), Some((100000, 65536)));
-        assert_eq!(root_range("root:100000:1000\nroot:200000:70000\n"), Some((200000, 70000)));
+        assert_eq!(
+            root_range("bob:1:2\nroot:100000:65536\n"),
+            Some((100000, 65536))
+        );
+        assert_eq!(
+            root_range("root:100000:1000\nroot:200000:70000\n"),
+            Some((200000, 70000))
+        );
         assert_eq!(root_range("bob:100000:65536\n"), None);
         assert_eq!(root_range("garbage"), None);
     }

@@ -55,17 +55,23 @@ fn hash_files(files: &[&Path]) -> Result<(String, i64)> {
 /// Parses and checks `metadata.yaml`.
 pub fn parse_metadata(text: &[u8]) -> Result<api::ImageMetadata> {
     let s = std::str::from_utf8(text).map_err(|_| Error::invalid("metadata.yaml is not UTF-8"))?;
-    let m: api::ImageMetadata =
-        serde_saphyr::from_str(s).map_err(|e| Error::invalid(format!("Invalid metadata.yaml: {e}")))?;
+    let m: api::ImageMetadata = serde_saphyr::from_str(s)
+        .map_err(|e| Error::invalid(format!("Invalid metadata.yaml: {e}")))?;
     if m.architecture.is_empty() {
-        return Err(Error::invalid("Invalid metadata.yaml: missing architecture"));
+        return Err(Error::invalid(
+            "Invalid metadata.yaml: missing architecture",
+        ));
     }
     if m.creation_date <= 0 {
-        return Err(Error::invalid("Invalid metadata.yaml: missing creation_date"));
+        return Err(Error::invalid(
+            "Invalid metadata.yaml: missing creation_date",
+        ));
     }
     for (path, t) in &m.templates {
         if !path.starts_with('/') {
-            return Err(Error::invalid(format!("Invalid metadata.yaml: template target {path:?} is not absolute")));
+            return Err(Error::invalid(format!(
+                "Invalid metadata.yaml: template target {path:?} is not absolute"
+            )));
         }
         archive::safe_relative(Path::new(&t.template))?;
     }
@@ -82,7 +88,10 @@ pub fn read_metadata(path: &Path) -> Result<api::ImageMetadata> {
 
 fn is_squashfs(path: &Path) -> bool {
     let mut magic = [0u8; 4];
-    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && &magic == b"hsqs"
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && &magic == b"hsqs"
 }
 
 fn ts(secs: i64) -> api::Timestamp {
@@ -100,7 +109,12 @@ impl Host {
         self.get_project(project)?;
         for a in &req.aliases {
             crate::config::validate_entity_name("alias", a)?;
-            if self.inner.db.get::<api::ImageAliasesEntry>(Table::ImageAliases, project, a)?.is_some() {
+            if self
+                .inner
+                .db
+                .get::<api::ImageAliasesEntry>(Table::ImageAliases, project, a)?
+                .is_some()
+            {
                 return Err(Error::already_exists(format!("Alias {a:?} already exists")));
             }
         }
@@ -116,8 +130,15 @@ impl Host {
         })
         .await
         .map_err(|e| Error::internal(e.to_string()))??;
-        if self.inner.db.get::<api::Image>(Table::Images, project, &fp)?.is_some() {
-            return Err(Error::already_exists(format!("Image with same fingerprint already exists: {fp}")));
+        if self
+            .inner
+            .db
+            .get::<api::Image>(Table::Images, project, &fp)?
+            .is_some()
+        {
+            return Err(Error::already_exists(format!(
+                "Image with same fingerprint already exists: {fp}"
+            )));
         }
         let dest = self.image_file(&fp);
         copy_file(&req.metadata, &dest)?;
@@ -134,12 +155,19 @@ impl Host {
             put: api::ImagePut {
                 properties,
                 public: req.public,
-                expires_at: if metadata.expiry_date > 0 { ts(metadata.expiry_date) } else { api::zero_time() },
+                expires_at: if metadata.expiry_date > 0 {
+                    ts(metadata.expiry_date)
+                } else {
+                    api::zero_time()
+                },
                 ..Default::default()
             },
             architecture: metadata.architecture.clone(),
             filename: if req.filename.is_empty() {
-                req.metadata.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
+                req.metadata
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default()
             } else {
                 req.filename.clone()
             },
@@ -155,20 +183,33 @@ impl Host {
         for a in &req.aliases {
             self.create_image_alias(project, a, &fp, "")?;
         }
-        self.inner.events.lifecycle("image-created", &format!("/1.0/images/{fp}"), project, None);
+        self.inner
+            .events
+            .lifecycle("image-created", &format!("/1.0/images/{fp}"), project, None);
         self.get_image(project, &fp)
     }
 
     /// All images of a project, with their aliases (two queries).
     pub fn list_images(&self, project: &str) -> Result<Vec<api::Image>> {
-        let aliases = self.inner.db.list::<api::ImageAliasesEntry>(Table::ImageAliases, Some(project))?;
-        let mut images: Vec<api::Image> =
-            self.inner.db.list::<api::Image>(Table::Images, Some(project))?.into_iter().map(|(_, i)| i).collect();
+        let aliases = self
+            .inner
+            .db
+            .list::<api::ImageAliasesEntry>(Table::ImageAliases, Some(project))?;
+        let mut images: Vec<api::Image> = self
+            .inner
+            .db
+            .list::<api::Image>(Table::Images, Some(project))?
+            .into_iter()
+            .map(|(_, i)| i)
+            .collect();
         for img in &mut images {
             img.aliases = aliases
                 .iter()
                 .filter(|(_, a)| a.put.target == img.fingerprint)
-                .map(|(_, a)| api::ImageAlias { name: a.name.clone(), description: a.put.description.clone() })
+                .map(|(_, a)| api::ImageAlias {
+                    name: a.name.clone(),
+                    description: a.put.description.clone(),
+                })
                 .collect();
         }
         Ok(images)
@@ -179,26 +220,36 @@ impl Host {
         if fingerprint.is_empty() || !fingerprint.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(Error::not_found(format!("Image {fingerprint:?} not found")));
         }
-        let mut hits: Vec<api::Image> =
-            self.list_images(project)?.into_iter().filter(|i| i.fingerprint.starts_with(fingerprint)).collect();
+        let mut hits: Vec<api::Image> = self
+            .list_images(project)?
+            .into_iter()
+            .filter(|i| i.fingerprint.starts_with(fingerprint))
+            .collect();
         match hits.len() {
             0 => Err(Error::not_found(format!("Image {fingerprint:?} not found"))),
             1 => Ok(hits.remove(0)),
-            _ => Err(Error::invalid(format!("More than one image matches {fingerprint:?}"))),
+            _ => Err(Error::invalid(format!(
+                "More than one image matches {fingerprint:?}"
+            ))),
         }
     }
 
     /// Resolves an alias or fingerprint (prefix) to an image.
     pub fn resolve_image(&self, project: &str, alias_or_fp: &str) -> Result<api::Image> {
-        if let Some(a) = self.inner.db.get::<api::ImageAliasesEntry>(Table::ImageAliases, project, alias_or_fp)? {
+        if let Some(a) = self.inner.db.get::<api::ImageAliasesEntry>(
+            Table::ImageAliases,
+            project,
+            alias_or_fp,
+        )? {
             return self.get_image(project, &a.put.target);
         }
-        self.get_image(project, alias_or_fp)
-            .map_err(|e| if e.kind() == crate::error::ErrorKind::NotFound {
+        self.get_image(project, alias_or_fp).map_err(|e| {
+            if e.kind() == crate::error::ErrorKind::NotFound {
                 Error::not_found(format!("Image {alias_or_fp:?} not found"))
             } else {
                 e
-            })
+            }
+        })
     }
 
     /// Replaces an image's writable fields.
@@ -209,8 +260,15 @@ impl Host {
         }
         img.put = put;
         img.aliases.clear();
-        self.inner.db.update(Table::Images, project, &img.fingerprint, &img)?;
-        self.inner.events.lifecycle("image-updated", &format!("/1.0/images/{}", img.fingerprint), project, None);
+        self.inner
+            .db
+            .update(Table::Images, project, &img.fingerprint, &img)?;
+        self.inner.events.lifecycle(
+            "image-updated",
+            &format!("/1.0/images/{}", img.fingerprint),
+            project,
+            None,
+        );
         Ok(())
     }
 
@@ -219,7 +277,9 @@ impl Host {
         let img = self.get_image(project, fingerprint)?;
         let fp = img.fingerprint;
         for a in img.aliases {
-            self.inner.db.delete(Table::ImageAliases, project, &a.name)?;
+            self.inner
+                .db
+                .delete(Table::ImageAliases, project, &a.name)?;
         }
         self.inner.db.delete(Table::Images, project, &fp)?;
         let still_used = self
@@ -233,16 +293,23 @@ impl Host {
             let _ = std::fs::remove_file(self.image_file(&fp).with_extension("rootfs"));
             for pool in self.list_storage_pools()? {
                 let d = self.pool_driver(&pool.name)?;
-                d.delete_volume(&Volume::new(VolumeType::Image, fp.clone())).await?;
+                d.delete_volume(&Volume::new(VolumeType::Image, fp.clone()))
+                    .await?;
             }
         }
-        self.inner.events.lifecycle("image-deleted", &format!("/1.0/images/{fp}"), project, None);
+        self.inner
+            .events
+            .lifecycle("image-deleted", &format!("/1.0/images/{fp}"), project, None);
         Ok(())
     }
 
     /// The original files of an image: `(metadata or unified, rootfs)` paths, byte-identical to
     /// what was imported.
-    pub fn image_files(&self, project: &str, fingerprint: &str) -> Result<(PathBuf, Option<PathBuf>)> {
+    pub fn image_files(
+        &self,
+        project: &str,
+        fingerprint: &str,
+    ) -> Result<(PathBuf, Option<PathBuf>)> {
         let img = self.get_image(project, fingerprint)?;
         let meta = self.image_file(&img.fingerprint);
         let rootfs = meta.with_extension("rootfs");
@@ -250,22 +317,44 @@ impl Host {
     }
 
     /// Creates an alias.
-    pub fn create_image_alias(&self, project: &str, name: &str, target: &str, description: &str) -> Result<()> {
+    pub fn create_image_alias(
+        &self,
+        project: &str,
+        name: &str,
+        target: &str,
+        description: &str,
+    ) -> Result<()> {
         crate::config::validate_entity_name("alias", name)?;
         let img = self.get_image(project, target)?;
         let entry = api::ImageAliasesEntry {
-            put: api::ImageAliasesEntryPut { description: description.into(), target: img.fingerprint },
+            put: api::ImageAliasesEntryPut {
+                description: description.into(),
+                target: img.fingerprint,
+            },
             name: name.into(),
             kind: "container".into(),
         };
-        self.inner.db.insert(Table::ImageAliases, project, name, &entry)?;
-        self.inner.events.lifecycle("image-alias-created", &format!("/1.0/images/aliases/{name}"), project, None);
+        self.inner
+            .db
+            .insert(Table::ImageAliases, project, name, &entry)?;
+        self.inner.events.lifecycle(
+            "image-alias-created",
+            &format!("/1.0/images/aliases/{name}"),
+            project,
+            None,
+        );
         Ok(())
     }
 
     /// All aliases of a project.
     pub fn list_image_aliases(&self, project: &str) -> Result<Vec<api::ImageAliasesEntry>> {
-        Ok(self.inner.db.list(Table::ImageAliases, Some(project))?.into_iter().map(|(_, a)| a).collect())
+        Ok(self
+            .inner
+            .db
+            .list(Table::ImageAliases, Some(project))?
+            .into_iter()
+            .map(|(_, a)| a)
+            .collect())
     }
 
     /// One alias.
@@ -281,12 +370,21 @@ impl Host {
         if !self.inner.db.delete(Table::ImageAliases, project, name)? {
             return Err(Error::not_found(format!("Alias {name:?} not found")));
         }
-        self.inner.events.lifecycle("image-alias-deleted", &format!("/1.0/images/aliases/{name}"), project, None);
+        self.inner.events.lifecycle(
+            "image-alias-deleted",
+            &format!("/1.0/images/aliases/{name}"),
+            project,
+            None,
+        );
         Ok(())
     }
 
     /// Makes sure the pool has the unpacked image volume; unpacks it the first time only.
-    pub(crate) async fn ensure_image_volume(&self, pool: &str, fingerprint: &str) -> Result<Volume> {
+    pub(crate) async fn ensure_image_volume(
+        &self,
+        pool: &str,
+        fingerprint: &str,
+    ) -> Result<Volume> {
         let driver = self.pool_driver(pool)?;
         let vol = Volume::new(VolumeType::Image, fingerprint);
         let _guard = self.inner.image_lock.lock().await;
@@ -295,10 +393,15 @@ impl Host {
         }
         driver.create_volume(&vol).await?;
         let dest = driver.volume_path(&vol);
-        let (meta, rootfs) = (self.image_file(fingerprint), self.image_file(fingerprint).with_extension("rootfs"));
-        let r = tokio::task::spawn_blocking(move || unpack(&meta, rootfs.exists().then_some(rootfs.as_path()), &dest))
-            .await
-            .map_err(|e| Error::internal(e.to_string()))?;
+        let (meta, rootfs) = (
+            self.image_file(fingerprint),
+            self.image_file(fingerprint).with_extension("rootfs"),
+        );
+        let r = tokio::task::spawn_blocking(move || {
+            unpack(&meta, rootfs.exists().then_some(rootfs.as_path()), &dest)
+        })
+        .await
+        .map_err(|e| Error::internal(e.to_string()))?;
         if let Err(e) = r {
             let _ = driver.delete_volume(&vol).await;
             return Err(e.context(format!("Failed unpacking image {fingerprint}")));
@@ -319,7 +422,9 @@ fn unpack(meta: &Path, rootfs: Option<&Path>, dest: &Path) -> Result<()> {
                 .arg(&target)
                 .arg(r)
                 .output()
-                .map_err(|e| Error::internal(format!("unsquashfs (package squashfs-tools): {e}")))?;
+                .map_err(|e| {
+                    Error::internal(format!("unsquashfs (package squashfs-tools): {e}"))
+                })?;
             if !out.status.success() {
                 return Err(Error::invalid(format!(
                     "unsquashfs failed: {}",
@@ -343,7 +448,6 @@ fn copy_file(from: &Path, to: &Path) -> Result<()> {
     std::fs::copy(from, &tmp).map_err(|e| Error::io(from.display(), e))?;
     std::fs::rename(&tmp, to).map_err(|e| Error::io(to.display(), e))
 }
-
 
 #[cfg(test)]
 mod tests {

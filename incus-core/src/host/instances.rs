@@ -9,7 +9,10 @@ use super::db::Table;
 use super::{DEFAULT_PROJECT, Host, Operation, instance_url, state, templates};
 use crate::api::{self, ConfigMap, StatusCode};
 use crate::config;
-use crate::drivers::{ExecProcess, ExecRequest, ExecStdio, InstanceDriver, InstanceSpec, PowerState, Volume, VolumeType};
+use crate::drivers::{
+    ExecProcess, ExecRequest, ExecStdio, InstanceDriver, InstanceSpec, PowerState, Volume,
+    VolumeType,
+};
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,7 +23,11 @@ use std::time::Duration;
 const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(600);
 
 fn storage_name(project: &str, name: &str) -> String {
-    if project == DEFAULT_PROJECT { name.to_string() } else { format!("{project}_{name}") }
+    if project == DEFAULT_PROJECT {
+        name.to_string()
+    } else {
+        format!("{project}_{name}")
+    }
 }
 
 fn status_of(ps: PowerState) -> StatusCode {
@@ -36,7 +43,12 @@ fn resources(project: &str, name: &str) -> BTreeMap<String, Vec<String>> {
 }
 
 fn ctx(pairs: &[(&str, serde_json::Value)]) -> Option<serde_json::Map<String, serde_json::Value>> {
-    Some(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
+    Some(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    )
 }
 
 impl Host {
@@ -87,13 +99,21 @@ impl Host {
         })
     }
 
-    pub(crate) fn instance_spec(&self, project: &str, name: &str) -> Result<(api::Instance, InstanceSpec)> {
+    pub(crate) fn instance_spec(
+        &self,
+        project: &str,
+        name: &str,
+    ) -> Result<(api::Instance, InstanceSpec)> {
         let inst = self.get_instance_record(project, name)?;
         let spec = self.spec_for(&inst)?;
         Ok((inst, spec))
     }
 
-    pub(crate) fn get_instance_record_expanded(&self, project: &str, name: &str) -> Result<api::Instance> {
+    pub(crate) fn get_instance_record_expanded(
+        &self,
+        project: &str,
+        name: &str,
+    ) -> Result<api::Instance> {
         self.get_instance_record(project, name)
     }
 
@@ -109,7 +129,12 @@ impl Host {
 
     async fn with_status(&self, mut inst: api::Instance) -> api::Instance {
         let ps = match self.spec_for(&inst) {
-            Ok(spec) => self.inner.lxc.power_state(&spec).await.unwrap_or(PowerState::Stopped),
+            Ok(spec) => self
+                .inner
+                .lxc
+                .power_state(&spec)
+                .await
+                .unwrap_or(PowerState::Stopped),
             Err(_) => PowerState::Stopped,
         };
         let st = status_of(ps);
@@ -127,7 +152,10 @@ impl Host {
     /// All instances of a project (every project with `None`): two queries and a few file
     /// reads per instance, whatever their number.
     pub async fn list_instances(&self, project: Option<&str>) -> Result<Vec<api::Instance>> {
-        let rows = self.inner.db.list::<api::Instance>(Table::Instances, project)?;
+        let rows = self
+            .inner
+            .db
+            .list::<api::Instance>(Table::Instances, project)?;
         let mut by_project: BTreeMap<String, Vec<api::Instance>> = BTreeMap::new();
         for (p, i) in rows {
             by_project.entry(p).or_default().push(i);
@@ -143,21 +171,42 @@ impl Host {
     }
 
     /// All instances with state and snapshots (`recursion=2`).
-    pub async fn list_instances_full(&self, project: Option<&str>) -> Result<Vec<api::InstanceFull>> {
+    pub async fn list_instances_full(
+        &self,
+        project: Option<&str>,
+    ) -> Result<Vec<api::InstanceFull>> {
         let mut snaps: BTreeMap<(String, String), Vec<api::InstanceSnapshot>> = BTreeMap::new();
-        for (p, s) in self.inner.db.list::<SnapshotRecord>(Table::Snapshots, project)? {
-            snaps.entry((p, s.instance.clone())).or_default().push(s.snapshot);
+        for (p, s) in self
+            .inner
+            .db
+            .list::<SnapshotRecord>(Table::Snapshots, project)?
+        {
+            snaps
+                .entry((p, s.instance.clone()))
+                .or_default()
+                .push(s.snapshot);
         }
         let mut out = Vec::new();
         for inst in self.list_instances(project).await? {
             let state = self.instance_state(&inst.project, &inst.name).await.ok();
-            let snapshots = snaps.remove(&(inst.project.clone(), inst.name.clone())).unwrap_or_default();
-            out.push(api::InstanceFull { instance: inst, backups: vec![], state, snapshots });
+            let snapshots = snaps
+                .remove(&(inst.project.clone(), inst.name.clone()))
+                .unwrap_or_default();
+            out.push(api::InstanceFull {
+                instance: inst,
+                backups: vec![],
+                state,
+                snapshots,
+            });
         }
         Ok(out)
     }
 
-    fn validate_put(&self, project: &str, put: &api::InstancePut) -> Result<(ConfigMap, api::DevicesMap)> {
+    fn validate_put(
+        &self,
+        project: &str,
+        put: &api::InstancePut,
+    ) -> Result<(ConfigMap, api::DevicesMap)> {
         config::validate_instance_config(&put.config, false)?;
         config::validate_devices(&put.devices, false)?;
         let mut profs = Vec::new();
@@ -169,7 +218,10 @@ impl Host {
                     .ok_or_else(|| Error::not_found(format!("Profile {p:?} not found")))?,
             );
         }
-        let ps: Vec<_> = profs.iter().map(|p| (&p.put.config, &p.put.devices)).collect();
+        let ps: Vec<_> = profs
+            .iter()
+            .map(|p| (&p.put.config, &p.put.devices))
+            .collect();
         let (ec, ed) = config::expand(&ps, &put.config, &put.devices);
         config::validate_instance_config(&ec, true)?;
         config::validate_devices(&ed, true)?;
@@ -178,17 +230,32 @@ impl Host {
 
     /// Creates an instance (`POST /1.0/instances`). Everything is checked before the
     /// operation starts; with `start: true` the instance is started once created.
-    pub async fn create_instance(&self, project: &str, mut req: api::InstancesPost) -> Result<Operation> {
+    pub async fn create_instance(
+        &self,
+        project: &str,
+        mut req: api::InstancesPost,
+    ) -> Result<Operation> {
         self.get_project(project)?;
         config::validate_instance_name(&req.name)?;
         if !req.kind.is_empty() && req.kind != "container" {
-            return Err(Error::unsupported(format!("Instance type {:?} is not supported yet", req.kind)));
+            return Err(Error::unsupported(format!(
+                "Instance type {:?} is not supported yet",
+                req.kind
+            )));
         }
         if !req.instance_type.is_empty() {
             return Err(Error::unsupported("instance_type is not supported"));
         }
-        if self.inner.db.get::<api::Instance>(Table::Instances, project, &req.name)?.is_some() {
-            return Err(Error::already_exists(format!("Instance {:?} already exists", req.name)));
+        if self
+            .inner
+            .db
+            .get::<api::Instance>(Table::Instances, project, &req.name)?
+            .is_some()
+        {
+            return Err(Error::already_exists(format!(
+                "Instance {:?} already exists",
+                req.name
+            )));
         }
         if req.put.profiles.is_empty() && !req.put.profiles.iter().any(|_| true) {
             // An absent profile list means the default profile, as in Incus; an explicit empty
@@ -197,22 +264,37 @@ impl Host {
         }
         let image = match req.source.kind.as_str() {
             "image" => {
-                let key = if !req.source.alias.is_empty() { &req.source.alias } else { &req.source.fingerprint };
+                let key = if !req.source.alias.is_empty() {
+                    &req.source.alias
+                } else {
+                    &req.source.fingerprint
+                };
                 if key.is_empty() {
-                    return Err(Error::invalid("Image source needs an alias or a fingerprint"));
+                    return Err(Error::invalid(
+                        "Image source needs an alias or a fingerprint",
+                    ));
                 }
                 if !req.source.server.is_empty() {
-                    return Err(Error::unsupported("Remote image servers are not supported yet"));
+                    return Err(Error::unsupported(
+                        "Remote image servers are not supported yet",
+                    ));
                 }
                 Some(self.resolve_image(project, key)?)
             }
             "none" | "" => None,
-            other => return Err(Error::unsupported(format!("Instance source {other:?} is not supported yet"))),
+            other => {
+                return Err(Error::unsupported(format!(
+                    "Instance source {other:?} is not supported yet"
+                )));
+            }
         };
         let (_, ed) = self.validate_put(project, &req.put)?;
         let pool = ed
             .values()
-            .find(|d| d.get("type").map(String::as_str) == Some("disk") && d.get("path").map(String::as_str) == Some("/"))
+            .find(|d| {
+                d.get("type").map(String::as_str) == Some("disk")
+                    && d.get("path").map(String::as_str) == Some("/")
+            })
             .and_then(|d| d.get("pool"))
             .cloned()
             .ok_or_else(|| Error::invalid("No root device could be found"))?;
@@ -220,14 +302,23 @@ impl Host {
 
         let now = chrono::Utc::now();
         let mut put = req.put.clone();
-        put.architecture = image.as_ref().map(|i| i.architecture.clone()).unwrap_or_else(|| std::env::consts::ARCH.into());
-        put.config.insert("volatile.rootfs.pool".into(), pool.clone());
-        put.config.insert("volatile.uuid".into(), uuid::Uuid::new_v4().to_string());
-        put.config.insert("volatile.last_state.power".into(), "STOPPED".into());
+        put.architecture = image
+            .as_ref()
+            .map(|i| i.architecture.clone())
+            .unwrap_or_else(|| std::env::consts::ARCH.into());
+        put.config
+            .insert("volatile.rootfs.pool".into(), pool.clone());
+        put.config
+            .insert("volatile.uuid".into(), uuid::Uuid::new_v4().to_string());
+        put.config
+            .insert("volatile.last_state.power".into(), "STOPPED".into());
         if let Some(img) = &image {
-            put.config.insert("volatile.base_image".into(), img.fingerprint.clone());
+            put.config
+                .insert("volatile.base_image".into(), img.fingerprint.clone());
             for (k, v) in &img.put.properties {
-                put.config.entry(format!("image.{k}")).or_insert_with(|| v.clone());
+                put.config
+                    .entry(format!("image.{k}"))
+                    .or_insert_with(|| v.clone());
             }
         }
         let record = api::Instance {
@@ -241,59 +332,113 @@ impl Host {
         let host = self.clone();
         let (project_s, name) = (project.to_string(), req.name.clone());
         let start = req.start;
-        Ok(self.inner.ops.spawn(project, "Creating instance", resources(project, &req.name), false, move |ctx| async move {
-            let lock = host.instance_lock(&project_s, &name);
-            let _g = lock.lock().await;
-            let driver = host.pool_driver(&pool)?;
-            let vol = Volume::new(VolumeType::Container, storage_name(&project_s, &name));
-            let privileged = config::is_true(&record.put.config, "security.privileged")
-                || host.validate_put(&project_s, &record.put).map(|(c, _)| config::is_true(&c, "security.privileged")).unwrap_or(false);
-            let shift = (!privileged).then_some(host.inner.idmap);
-            match &image {
-                Some(img) => {
-                    ctx.set_metadata("create_instance_from_image_unpack_progress", serde_json::json!("Unpacking image"));
-                    let src = host.ensure_image_volume(&pool, &img.fingerprint).await?;
-                    driver.create_volume_from_copy(&vol, &src, shift).await?;
-                }
-                None => {
-                    driver.create_volume(&vol).await?;
-                    let rootfs = driver.volume_path(&vol).join("rootfs");
-                    std::fs::create_dir(&rootfs).map_err(|e| Error::io(rootfs.display(), e))?;
-                    if let Some(s) = shift {
-                        std::os::unix::fs::chown(&rootfs, Some(s.base), Some(s.base)).map_err(|e| Error::io(rootfs.display(), e))?;
+        Ok(self.inner.ops.spawn(
+            project,
+            "Creating instance",
+            resources(project, &req.name),
+            false,
+            move |ctx| async move {
+                let lock = host.instance_lock(&project_s, &name);
+                let _g = lock.lock().await;
+                let driver = host.pool_driver(&pool)?;
+                let vol = Volume::new(VolumeType::Container, storage_name(&project_s, &name));
+                let privileged = config::is_true(&record.put.config, "security.privileged")
+                    || host
+                        .validate_put(&project_s, &record.put)
+                        .map(|(c, _)| config::is_true(&c, "security.privileged"))
+                        .unwrap_or(false);
+                let shift = (!privileged).then_some(host.inner.idmap);
+                match &image {
+                    Some(img) => {
+                        ctx.set_metadata(
+                            "create_instance_from_image_unpack_progress",
+                            serde_json::json!("Unpacking image"),
+                        );
+                        let src = host.ensure_image_volume(&pool, &img.fingerprint).await?;
+                        driver.create_volume_from_copy(&vol, &src, shift).await?;
+                    }
+                    None => {
+                        driver.create_volume(&vol).await?;
+                        let rootfs = driver.volume_path(&vol).join("rootfs");
+                        std::fs::create_dir(&rootfs).map_err(|e| Error::io(rootfs.display(), e))?;
+                        if let Some(s) = shift {
+                            std::os::unix::fs::chown(&rootfs, Some(s.base), Some(s.base))
+                                .map_err(|e| Error::io(rootfs.display(), e))?;
+                        }
                     }
                 }
-            }
-            if let Err(e) = host.inner.db.insert(Table::Instances, &project_s, &name, &record) {
-                let _ = driver.delete_volume(&vol).await;
-                return Err(e);
-            }
-            let _ = host.apply_templates(&project_s, &name, &driver.volume_path(&vol), "create", shift);
-            host.write_backup_yaml(&project_s, &name, &driver.volume_path(&vol));
-            host.inner.events.lifecycle("instance-created", &instance_url(&project_s, &name), &project_s, None);
-            drop(_g);
-            if start {
-                host.start_locked(&project_s, &name).await?;
-            }
-            Ok(None)
-        }))
+                if let Err(e) = host
+                    .inner
+                    .db
+                    .insert(Table::Instances, &project_s, &name, &record)
+                {
+                    let _ = driver.delete_volume(&vol).await;
+                    return Err(e);
+                }
+                if let Err(e) = host.apply_templates(
+                    &project_s,
+                    &name,
+                    &driver.volume_path(&vol),
+                    "create",
+                    shift,
+                ) {
+                    host.inner.events.log(
+                        "warning",
+                        &format!("Instance {name:?}: templates not applied: {e}"),
+                    );
+                }
+                host.write_backup_yaml(&project_s, &name, &driver.volume_path(&vol));
+                host.inner.events.lifecycle(
+                    "instance-created",
+                    &instance_url(&project_s, &name),
+                    &project_s,
+                    None,
+                );
+                drop(_g);
+                if start {
+                    host.start_locked(&project_s, &name).await?;
+                }
+                Ok(None)
+            },
+        ))
     }
 
-    fn apply_templates(&self, project: &str, name: &str, vol_path: &std::path::Path, trigger: &str, shift: Option<crate::drivers::IdShift>) -> Result<()> {
+    fn apply_templates(
+        &self,
+        project: &str,
+        name: &str,
+        vol_path: &std::path::Path,
+        trigger: &str,
+        shift: Option<crate::drivers::IdShift>,
+    ) -> Result<()> {
         let meta_path = vol_path.join("metadata.yaml");
-        let Ok(text) = std::fs::read(&meta_path) else { return Ok(()) };
+        let Ok(text) = std::fs::read(&meta_path) else {
+            return Ok(());
+        };
         let meta = super::images::parse_metadata(&text)?;
-        let root = rustix::fs::open(vol_path.join("rootfs"), rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
-            .map_err(|e| Error::internal(format!("rootfs: {e}")))?;
+        let root = rustix::fs::open(
+            vol_path.join("rootfs"),
+            rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| Error::internal(format!("rootfs: {e}")))?;
         for (target, t) in &meta.templates {
             if !t.when.iter().any(|w| w == trigger) {
                 continue;
             }
             let tpl_rel = super::archive::safe_relative(std::path::Path::new(&t.template))?;
-            let Ok(tpl) = std::fs::read_to_string(vol_path.join("templates").join(tpl_rel)) else { continue };
-            let rel = super::archive::safe_relative(std::path::Path::new(target))?;
+            let Ok(tpl) = std::fs::read_to_string(vol_path.join("templates").join(tpl_rel)) else {
+                continue;
+            };
+            let rel = super::archive::safe_relative(std::path::Path::new(
+                target.trim_start_matches('/'),
+            ))?;
             let parent = rel.parent().unwrap_or(std::path::Path::new("."));
-            let parent = if parent.as_os_str().is_empty() { std::path::Path::new(".") } else { parent };
+            let parent = if parent.as_os_str().is_empty() {
+                std::path::Path::new(".")
+            } else {
+                parent
+            };
             let dir = rustix::fs::openat2(
                 &root,
                 parent,
@@ -303,22 +448,33 @@ impl Host {
             )
             .map_err(|e| Error::internal(format!("template {target}: {e}")))?;
             let fname = rel.file_name().unwrap_or_default();
-            if t.create_only && rustix::fs::statat(&dir, fname, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_ok() {
+            if t.create_only
+                && rustix::fs::statat(&dir, fname, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_ok()
+            {
                 continue;
             }
             let _ = rustix::fs::unlinkat(&dir, fname, rustix::fs::AtFlags::empty());
             let fd = rustix::fs::openat(
                 &dir,
                 fname,
-                rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CREATE | rustix::fs::OFlags::EXCL | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::OFlags::WRONLY
+                    | rustix::fs::OFlags::CREATE
+                    | rustix::fs::OFlags::EXCL
+                    | rustix::fs::OFlags::NOFOLLOW
+                    | rustix::fs::OFlags::CLOEXEC,
                 rustix::fs::Mode::from_raw_mode(0o644),
             )
             .map_err(|e| Error::internal(format!("template {target}: {e}")))?;
             let f = std::fs::File::from(fd);
             use std::io::Write;
-            (&f).write_all(templates::render(&tpl, name, project).as_bytes()).map_err(|e| Error::internal(format!("template {target}: {e}")))?;
+            (&f).write_all(templates::render(&tpl, name, project).as_bytes())
+                .map_err(|e| Error::internal(format!("template {target}: {e}")))?;
             let base = shift.map(|s| s.base).unwrap_or(0);
-            let _ = rustix::fs::fchown(&f, Some(rustix::process::Uid::from_raw(base)), Some(rustix::process::Gid::from_raw(base)));
+            let _ = rustix::fs::fchown(
+                &f,
+                Some(rustix::process::Uid::from_raw(base)),
+                Some(rustix::process::Gid::from_raw(base)),
+            );
         }
         Ok(())
     }
@@ -326,7 +482,9 @@ impl Host {
     /// Writes `backup.yaml` into the instance volume so the database can be rebuilt from the
     /// pools (`incus admin recover`, later). Best effort.
     fn write_backup_yaml(&self, project: &str, name: &str, vol_path: &std::path::Path) {
-        let Ok(inst) = self.get_instance_record(project, name) else { return };
+        let Ok(inst) = self.get_instance_record(project, name) else {
+            return;
+        };
         let snapshots = self.list_snapshots(project, name).unwrap_or_default();
         let doc = serde_json::json!({ "container": inst, "snapshots": snapshots });
         if let Ok(text) = serde_saphyr::to_string(&doc) {
@@ -341,16 +499,35 @@ impl Host {
             _ => return Err(Error::busy("The instance is already running")),
         }
         self.inner.lxc.start(&spec).await?;
-        let mut rec: api::Instance = self.inner.db.get(Table::Instances, project, name)?.ok_or_else(|| Error::not_found("Instance not found"))?;
+        let mut rec: api::Instance = self
+            .inner
+            .db
+            .get(Table::Instances, project, name)?
+            .ok_or_else(|| Error::not_found("Instance not found"))?;
         rec.last_used_at = chrono::Utc::now();
-        rec.put.config.insert("volatile.last_state.power".into(), "RUNNING".into());
-        self.inner.db.update(Table::Instances, project, name, &rec)?;
+        rec.put
+            .config
+            .insert("volatile.last_state.power".into(), "RUNNING".into());
+        self.inner
+            .db
+            .update(Table::Instances, project, name, &rec)?;
         let _ = inst;
-        self.inner.events.lifecycle("instance-started", &instance_url(project, name), project, None);
+        self.inner.events.lifecycle(
+            "instance-started",
+            &instance_url(project, name),
+            project,
+            None,
+        );
         Ok(())
     }
 
-    async fn stop_locked(&self, project: &str, name: &str, force: bool, timeout: Option<Duration>) -> Result<()> {
+    async fn stop_locked(
+        &self,
+        project: &str,
+        name: &str,
+        force: bool,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
         let (inst, spec) = self.instance_spec(project, name)?;
         let ps = self.inner.lxc.power_state(&spec).await?;
         if ps == PowerState::Stopped {
@@ -362,23 +539,46 @@ impl Host {
             if matches!(ps, PowerState::Frozen(_)) {
                 self.inner.lxc.unfreeze(&spec).await?;
             }
-            self.inner.lxc.shutdown(&spec, timeout.unwrap_or(DEFAULT_STOP_TIMEOUT)).await?;
+            self.inner
+                .lxc
+                .shutdown(&spec, timeout.unwrap_or(DEFAULT_STOP_TIMEOUT))
+                .await?;
         }
-        let action = if force { "instance-stopped" } else { "instance-shutdown" };
-        self.inner.events.lifecycle(action, &instance_url(project, name), project, None);
+        let action = if force {
+            "instance-stopped"
+        } else {
+            "instance-shutdown"
+        };
+        self.inner
+            .events
+            .lifecycle(action, &instance_url(project, name), project, None);
         if inst.put.ephemeral {
             self.delete_locked(project, name).await?;
-        } else if let Some(mut rec) = self.inner.db.get::<api::Instance>(Table::Instances, project, name)? {
-            rec.put.config.insert("volatile.last_state.power".into(), "STOPPED".into());
-            self.inner.db.update(Table::Instances, project, name, &rec)?;
+        } else if let Some(mut rec) =
+            self.inner
+                .db
+                .get::<api::Instance>(Table::Instances, project, name)?
+        {
+            rec.put
+                .config
+                .insert("volatile.last_state.power".into(), "STOPPED".into());
+            self.inner
+                .db
+                .update(Table::Instances, project, name, &rec)?;
         }
         Ok(())
     }
 
     /// Changes the power state (`PUT /1.0/instances/<name>/state`).
-    pub async fn update_instance_state(&self, project: &str, name: &str, req: api::InstanceStatePut) -> Result<Operation> {
+    pub async fn update_instance_state(
+        &self,
+        project: &str,
+        name: &str,
+        req: api::InstanceStatePut,
+    ) -> Result<Operation> {
         self.get_instance_record(project, name)?;
-        let timeout = (req.timeout >= 0).then(|| Duration::from_secs(u64::try_from(req.timeout).unwrap_or(0)));
+        let timeout = (req.timeout >= 0)
+            .then(|| Duration::from_secs(u64::try_from(req.timeout).unwrap_or(0)));
         let action = req.action.clone();
         let desc = match action.as_str() {
             "start" => "Starting instance",
@@ -389,7 +589,9 @@ impl Host {
             other => return Err(Error::invalid(format!("Unknown action {other:?}"))),
         };
         if req.stateful {
-            return Err(Error::unsupported("Stateful start and stop are not supported"));
+            return Err(Error::unsupported(
+                "Stateful start and stop are not supported",
+            ));
         }
         let host = self.clone();
         let (project, name) = (project.to_string(), name.to_string());
@@ -434,18 +636,39 @@ impl Host {
     async fn delete_locked(&self, project: &str, name: &str) -> Result<()> {
         let (inst, spec) = self.instance_spec(project, name)?;
         if self.inner.lxc.power_state(&spec).await? != PowerState::Stopped {
-            return Err(Error::busy("The instance is currently running, stop it first"));
+            return Err(Error::busy(
+                "The instance is currently running, stop it first",
+            ));
         }
         if config::is_true(&inst.expanded_config, "security.protection.delete") {
-            return Err(Error::busy("The instance is protected from deletion (security.protection.delete)"));
+            return Err(Error::busy(
+                "The instance is protected from deletion (security.protection.delete)",
+            ));
         }
-        let pool = inst.put.config.get("volatile.rootfs.pool").cloned().unwrap_or_default();
+        let pool = inst
+            .put
+            .config
+            .get("volatile.rootfs.pool")
+            .cloned()
+            .unwrap_or_default();
         let driver = self.pool_driver(&pool)?;
-        self.inner.db.delete_prefix(Table::Snapshots, project, &format!("{name}/"))?;
+        self.inner
+            .db
+            .delete_prefix(Table::Snapshots, project, &format!("{name}/"))?;
         self.inner.db.delete(Table::Instances, project, name)?;
-        driver.delete_volume(&Volume::new(VolumeType::Container, storage_name(project, name))).await?;
+        driver
+            .delete_volume(&Volume::new(
+                VolumeType::Container,
+                storage_name(project, name),
+            ))
+            .await?;
         let _ = std::fs::remove_dir_all(&spec.log_dir);
-        self.inner.events.lifecycle("instance-deleted", &instance_url(project, name), project, None);
+        self.inner.events.lifecycle(
+            "instance-deleted",
+            &instance_url(project, name),
+            project,
+            None,
+        );
         Ok(())
     }
 
@@ -453,76 +676,162 @@ impl Host {
     pub async fn delete_instance(&self, project: &str, name: &str) -> Result<Operation> {
         let (inst, spec) = self.instance_spec(project, name)?;
         if self.inner.lxc.power_state(&spec).await? != PowerState::Stopped {
-            return Err(Error::busy("The instance is currently running, stop it first"));
+            return Err(Error::busy(
+                "The instance is currently running, stop it first",
+            ));
         }
         let _ = inst;
         let host = self.clone();
         let (project, name) = (project.to_string(), name.to_string());
-        Ok(self.inner.ops.spawn(&project.clone(), "Deleting instance", resources(&project, &name), false, move |_| async move {
-            let lock = host.instance_lock(&project, &name);
-            let _g = lock.lock().await;
-            host.delete_locked(&project, &name).await.map(|_| None)
-        }))
+        Ok(self.inner.ops.spawn(
+            &project.clone(),
+            "Deleting instance",
+            resources(&project, &name),
+            false,
+            move |_| async move {
+                let lock = host.instance_lock(&project, &name);
+                let _g = lock.lock().await;
+                host.delete_locked(&project, &name).await.map(|_| None)
+            },
+        ))
     }
 
     /// Renames a stopped instance (`POST /1.0/instances/<name>` with a new `name`).
-    pub async fn rename_instance(&self, project: &str, name: &str, new_name: &str) -> Result<Operation> {
+    pub async fn rename_instance(
+        &self,
+        project: &str,
+        name: &str,
+        new_name: &str,
+    ) -> Result<Operation> {
         config::validate_instance_name(new_name)?;
         let (inst, spec) = self.instance_spec(project, name)?;
         if self.inner.lxc.power_state(&spec).await? != PowerState::Stopped {
             return Err(Error::busy("Renaming of running instance not allowed"));
         }
-        if self.inner.db.get::<api::Instance>(Table::Instances, project, new_name)?.is_some() {
-            return Err(Error::already_exists(format!("Instance {new_name:?} already exists")));
+        if self
+            .inner
+            .db
+            .get::<api::Instance>(Table::Instances, project, new_name)?
+            .is_some()
+        {
+            return Err(Error::already_exists(format!(
+                "Instance {new_name:?} already exists"
+            )));
         }
         let host = self.clone();
-        let (project, name, new_name) = (project.to_string(), name.to_string(), new_name.to_string());
-        Ok(self.inner.ops.spawn(&project.clone(), "Renaming instance", resources(&project, &name), false, move |_| async move {
-            let lock = host.instance_lock(&project, &name);
-            let _g = lock.lock().await;
-            let pool = inst.put.config.get("volatile.rootfs.pool").cloned().unwrap_or_default();
-            let driver = host.pool_driver(&pool)?;
-            let old_vol = Volume::new(VolumeType::Container, storage_name(&project, &name));
-            driver.rename_volume(&old_vol, &storage_name(&project, &new_name)).await?;
-            let mut rec: api::Instance = host.inner.db.get(Table::Instances, &project, &name)?.ok_or_else(|| Error::not_found("Instance not found"))?;
-            rec.name = new_name.clone();
-            let r = host
-                .inner
-                .db
-                .rename(Table::Instances, &project, &name, &new_name)
-                .and_then(|_| host.inner.db.update(Table::Instances, &project, &new_name, &rec))
-                .and_then(|_| host.inner.db.rename_prefix(Table::Snapshots, &project, &format!("{name}/"), &format!("{new_name}/")));
-            if let Err(e) = r {
-                let _ = driver.rename_volume(&Volume::new(VolumeType::Container, storage_name(&project, &new_name)), &storage_name(&project, &name)).await;
-                return Err(e);
-            }
-            for (_, mut s) in host.inner.db.list::<SnapshotRecord>(Table::Snapshots, Some(&project))? {
-                if s.instance == name {
-                    s.instance = new_name.clone();
-                    host.inner.db.update(Table::Snapshots, &project, &format!("{new_name}/{}", s.snapshot.name), &s)?;
+        let (project, name, new_name) =
+            (project.to_string(), name.to_string(), new_name.to_string());
+        Ok(self.inner.ops.spawn(
+            &project.clone(),
+            "Renaming instance",
+            resources(&project, &name),
+            false,
+            move |_| async move {
+                let lock = host.instance_lock(&project, &name);
+                let _g = lock.lock().await;
+                let pool = inst
+                    .put
+                    .config
+                    .get("volatile.rootfs.pool")
+                    .cloned()
+                    .unwrap_or_default();
+                let driver = host.pool_driver(&pool)?;
+                let old_vol = Volume::new(VolumeType::Container, storage_name(&project, &name));
+                driver
+                    .rename_volume(&old_vol, &storage_name(&project, &new_name))
+                    .await?;
+                let mut rec: api::Instance = host
+                    .inner
+                    .db
+                    .get(Table::Instances, &project, &name)?
+                    .ok_or_else(|| Error::not_found("Instance not found"))?;
+                rec.name = new_name.clone();
+                let r = host
+                    .inner
+                    .db
+                    .rename(Table::Instances, &project, &name, &new_name)
+                    .and_then(|_| {
+                        host.inner
+                            .db
+                            .update(Table::Instances, &project, &new_name, &rec)
+                    })
+                    .and_then(|_| {
+                        host.inner.db.rename_prefix(
+                            Table::Snapshots,
+                            &project,
+                            &format!("{name}/"),
+                            &format!("{new_name}/"),
+                        )
+                    });
+                if let Err(e) = r {
+                    let _ = driver
+                        .rename_volume(
+                            &Volume::new(VolumeType::Container, storage_name(&project, &new_name)),
+                            &storage_name(&project, &name),
+                        )
+                        .await;
+                    return Err(e);
                 }
-            }
-            let old_logs = host.inner.dir.join("logs").join(storage_name(&project, &name));
-            let _ = std::fs::rename(&old_logs, host.inner.dir.join("logs").join(storage_name(&project, &new_name)));
-            host.inner.events.lifecycle(
-                "instance-renamed",
-                &instance_url(&project, &new_name),
-                &project,
-                ctx(&[("old_name", serde_json::json!(name))]),
-            );
-            Ok(None)
-        }))
+                for (_, mut s) in host
+                    .inner
+                    .db
+                    .list::<SnapshotRecord>(Table::Snapshots, Some(&project))?
+                {
+                    if s.instance == name {
+                        s.instance = new_name.clone();
+                        host.inner.db.update(
+                            Table::Snapshots,
+                            &project,
+                            &format!("{new_name}/{}", s.snapshot.name),
+                            &s,
+                        )?;
+                    }
+                }
+                let old_logs = host
+                    .inner
+                    .dir
+                    .join("logs")
+                    .join(storage_name(&project, &name));
+                let _ = std::fs::rename(
+                    &old_logs,
+                    host.inner
+                        .dir
+                        .join("logs")
+                        .join(storage_name(&project, &new_name)),
+                );
+                host.inner.events.lifecycle(
+                    "instance-renamed",
+                    &instance_url(&project, &new_name),
+                    &project,
+                    ctx(&[("old_name", serde_json::json!(name))]),
+                );
+                Ok(None)
+            },
+        ))
     }
 
     /// Replaces the writable fields (`PUT /1.0/instances/<name>`); a non-empty `restore`
     /// restores that snapshot instead. Changes to a running container apply at its next start.
-    pub async fn update_instance(&self, project: &str, name: &str, put: api::InstancePut) -> Result<Option<Operation>> {
+    pub async fn update_instance(
+        &self,
+        project: &str,
+        name: &str,
+        put: api::InstancePut,
+    ) -> Result<Option<Operation>> {
         let current = self.get_instance_record(project, name)?;
         if !put.restore.is_empty() {
-            return self.restore_snapshot(project, name, &put.restore).await.map(Some);
+            return self
+                .restore_snapshot(project, name, &put.restore)
+                .await
+                .map(Some);
         }
         let (_, ed) = self.validate_put(project, &put)?;
-        let old_pool = current.put.config.get("volatile.rootfs.pool").cloned().unwrap_or_default();
+        let old_pool = current
+            .put
+            .config
+            .get("volatile.rootfs.pool")
+            .cloned()
+            .unwrap_or_default();
         let new_pool = ed
             .values()
             .find(|d| d.get("path").map(String::as_str) == Some("/"))
@@ -530,14 +839,37 @@ impl Host {
             .cloned()
             .unwrap_or_default();
         if new_pool != old_pool {
-            return Err(Error::invalid("Changing the root disk's pool requires moving the instance"));
+            return Err(Error::invalid(
+                "Changing the root disk's pool requires moving the instance",
+            ));
         }
-        let mut rec: api::Instance = self.inner.db.get(Table::Instances, project, name)?.ok_or_else(|| Error::not_found("Instance not found"))?;
-        let volatile: ConfigMap = rec.put.config.iter().filter(|(k, _)| k.starts_with("volatile.")).map(|(k, v)| (k.clone(), v.clone())).collect();
-        rec.put = api::InstancePut { architecture: rec.put.architecture.clone(), restore: String::new(), ..put };
+        let mut rec: api::Instance = self
+            .inner
+            .db
+            .get(Table::Instances, project, name)?
+            .ok_or_else(|| Error::not_found("Instance not found"))?;
+        let volatile: ConfigMap = rec
+            .put
+            .config
+            .iter()
+            .filter(|(k, _)| k.starts_with("volatile."))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        rec.put = api::InstancePut {
+            architecture: rec.put.architecture.clone(),
+            restore: String::new(),
+            ..put
+        };
         rec.put.config.extend(volatile);
-        self.inner.db.update(Table::Instances, project, name, &rec)?;
-        self.inner.events.lifecycle("instance-updated", &instance_url(project, name), project, None);
+        self.inner
+            .db
+            .update(Table::Instances, project, name, &rec)?;
+        self.inner.events.lifecycle(
+            "instance-updated",
+            &instance_url(project, name),
+            project,
+            None,
+        );
         Ok(None)
     }
 
@@ -546,15 +878,36 @@ impl Host {
         let (inst, spec) = self.instance_spec(project, name)?;
         let ps = self.inner.lxc.power_state(&spec).await?;
         let st = status_of(ps);
-        let mut state = api::InstanceState { status: st.as_str().into(), status_code: st.code(), processes: -1, ..Default::default() };
+        let mut state = api::InstanceState {
+            status: st.as_str().into(),
+            status_code: st.code(),
+            processes: -1,
+            ..Default::default()
+        };
         if let PowerState::Running(pid) | PowerState::Frozen(pid) = ps {
             state.pid = i64::from(pid);
             let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-            let u = super::cgroup::usage(std::path::Path::new("/sys/fs/cgroup"), self.inner.lxc.cgroup_layout(), &cg);
-            state.memory = api::InstanceStateMemory { usage: u.memory, usage_peak: u.memory_peak, total: u.memory_limit, ..Default::default() };
-            state.cpu = api::InstanceStateCpu { usage: u.cpu_ns, allocated_time: 0 };
+            let u = super::cgroup::usage(
+                std::path::Path::new("/sys/fs/cgroup"),
+                self.inner.lxc.cgroup_layout(),
+                &cg,
+            );
+            state.memory = api::InstanceStateMemory {
+                usage: u.memory,
+                usage_peak: u.memory_peak,
+                total: u.memory_limit,
+                ..Default::default()
+            };
+            state.cpu = api::InstanceStateCpu {
+                usage: u.cpu_ns,
+                allocated_time: 0,
+            };
             state.processes = u.processes;
-            state.network = if matches!(ps, PowerState::Running(_)) { state::network(pid) } else { None };
+            state.network = if matches!(ps, PowerState::Running(_)) {
+                state::network(pid)
+            } else {
+                None
+            };
             state.started_at = inst.last_used_at;
         }
         Ok(state)
@@ -563,27 +916,42 @@ impl Host {
     /// The console log (what init wrote on the console).
     pub fn console_log(&self, project: &str, name: &str) -> Result<String> {
         let (_, spec) = self.instance_spec(project, name)?;
-        Ok(std::fs::read(spec.log_dir.join("console.log")).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default())
+        Ok(std::fs::read(spec.log_dir.join("console.log"))
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default())
     }
 
     /// Runs a command in a running instance with Incus's defaults: `PATH`, `LANG=C.UTF-8`,
     /// `HOME` and `USER` for root, the instance's `environment.*` keys, then the request's
     /// environment; uid and gid 0 and cwd `/root` unless given.
-    pub async fn exec(&self, project: &str, name: &str, req: &api::InstanceExecPost) -> Result<ExecProcess> {
+    pub async fn exec(
+        &self,
+        project: &str,
+        name: &str,
+        req: &api::InstanceExecPost,
+    ) -> Result<ExecProcess> {
         if req.command.is_empty() {
             return Err(Error::invalid("The command is empty"));
         }
         if req.interactive && req.record_output {
-            return Err(Error::invalid("record-output cannot be used with interactive"));
+            return Err(Error::invalid(
+                "record-output cannot be used with interactive",
+            ));
         }
         let (inst, spec) = self.instance_spec(project, name)?;
-        if !matches!(self.inner.lxc.power_state(&spec).await?, PowerState::Running(_)) {
+        if !matches!(
+            self.inner.lxc.power_state(&spec).await?,
+            PowerState::Running(_)
+        ) {
             return Err(Error::busy("Instance is not running"));
         }
         let uid = req.user.unwrap_or(0);
         let gid = req.group.unwrap_or(0);
         let mut env = ConfigMap::new();
-        env.insert("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+        env.insert(
+            "PATH".into(),
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        );
         env.insert("LANG".into(), "C.UTF-8".into());
         if uid == 0 {
             env.insert("HOME".into(), "/root".into());
@@ -598,21 +966,56 @@ impl Host {
             }
         }
         env.extend(req.environment.clone());
-        let cwd = req.cwd.clone().filter(|c| !c.is_empty()).unwrap_or_else(|| if uid == 0 { "/root".into() } else { "/".into() });
+        let cwd = req
+            .cwd
+            .clone()
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| if uid == 0 { "/root".into() } else { "/".into() });
         let stdio = if req.interactive {
-            ExecStdio::Pty(u16::try_from(req.width).unwrap_or(80).max(1), u16::try_from(req.height).unwrap_or(24).max(1))
+            ExecStdio::Pty(
+                u16::try_from(req.width).unwrap_or(80).max(1),
+                u16::try_from(req.height).unwrap_or(24).max(1),
+            )
         } else {
             ExecStdio::Pipes
         };
-        let p = self.inner.lxc.exec(&spec, ExecRequest { command: req.command.clone(), environment: env, cwd, uid, gid, stdio }).await?;
-        self.inner.events.lifecycle("instance-exec", &instance_url(project, name), project, ctx(&[("command", serde_json::json!(req.command))]));
+        let p = self
+            .inner
+            .lxc
+            .exec(
+                &spec,
+                ExecRequest {
+                    command: req.command.clone(),
+                    environment: env,
+                    cwd,
+                    uid,
+                    gid,
+                    stdio,
+                },
+            )
+            .await?;
+        self.inner.events.lifecycle(
+            "instance-exec",
+            &instance_url(project, name),
+            project,
+            ctx(&[("command", serde_json::json!(req.command))]),
+        );
         Ok(p)
     }
 
     /// Runs a command to completion, feeding `stdin`; returns (exit status, stdout, stderr).
-    pub async fn exec_output(&self, project: &str, name: &str, command: &[&str], stdin: &[u8]) -> Result<(i32, Vec<u8>, Vec<u8>)> {
+    pub async fn exec_output(
+        &self,
+        project: &str,
+        name: &str,
+        command: &[&str],
+        stdin: &[u8],
+    ) -> Result<(i32, Vec<u8>, Vec<u8>)> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let req = api::InstanceExecPost { command: command.iter().map(|s| s.to_string()).collect(), ..Default::default() };
+        let req = api::InstanceExecPost {
+            command: command.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
         let mut p = self.exec(project, name, &req).await?;
         let mut input = p.stdin.take();
         let data = stdin.to_vec();
@@ -645,11 +1048,22 @@ impl Host {
     /// Snapshots of an instance, oldest first (one query).
     pub fn list_snapshots(&self, project: &str, name: &str) -> Result<Vec<api::InstanceSnapshot>> {
         self.get_instance_record(project, name)?;
-        Ok(self.inner.db.list_prefix::<SnapshotRecord>(Table::Snapshots, project, &format!("{name}/"))?.into_iter().map(|s| s.snapshot).collect())
+        Ok(self
+            .inner
+            .db
+            .list_prefix::<SnapshotRecord>(Table::Snapshots, project, &format!("{name}/"))?
+            .into_iter()
+            .map(|s| s.snapshot)
+            .collect())
     }
 
     /// One snapshot.
-    pub fn get_snapshot(&self, project: &str, name: &str, snapshot: &str) -> Result<api::InstanceSnapshot> {
+    pub fn get_snapshot(
+        &self,
+        project: &str,
+        name: &str,
+        snapshot: &str,
+    ) -> Result<api::InstanceSnapshot> {
         self.inner
             .db
             .get::<SnapshotRecord>(Table::Snapshots, project, &format!("{name}/{snapshot}"))?
@@ -658,78 +1072,145 @@ impl Host {
     }
 
     /// Takes a snapshot; the name defaults to `snap<N>` as in Incus.
-    pub async fn create_snapshot(&self, project: &str, name: &str, req: api::InstanceSnapshotsPost) -> Result<Operation> {
+    pub async fn create_snapshot(
+        &self,
+        project: &str,
+        name: &str,
+        req: api::InstanceSnapshotsPost,
+    ) -> Result<Operation> {
         let inst = self.get_instance_record(project, name)?;
         if req.stateful {
             return Err(Error::unsupported("Stateful snapshots are not supported"));
         }
         let existing = self.list_snapshots(project, name)?;
         let snap_name = if req.name.is_empty() {
-            (0..).map(|i| format!("snap{i}")).find(|n| !existing.iter().any(|s| &s.name == n)).unwrap_or_default()
+            (0..)
+                .map(|i| format!("snap{i}"))
+                .find(|n| !existing.iter().any(|s| &s.name == n))
+                .unwrap_or_default()
         } else {
             req.name.clone()
         };
         config::validate_snapshot_name(&snap_name)?;
         if existing.iter().any(|s| s.name == snap_name) {
-            return Err(Error::already_exists(format!("Snapshot {snap_name:?} already exists")));
+            return Err(Error::already_exists(format!(
+                "Snapshot {snap_name:?} already exists"
+            )));
         }
         let host = self.clone();
         let (project, name) = (project.to_string(), name.to_string());
-        Ok(self.inner.ops.spawn(&project.clone(), "Snapshotting instance", resources(&project, &name), false, move |_| async move {
-            let lock = host.instance_lock(&project, &name);
-            let _g = lock.lock().await;
-            let pool = inst.put.config.get("volatile.rootfs.pool").cloned().unwrap_or_default();
-            let driver = host.pool_driver(&pool)?;
-            let vol = Volume::new(VolumeType::Container, storage_name(&project, &name));
-            driver.create_snapshot(&vol, &snap_name).await?;
-            let now = chrono::Utc::now();
-            let rec = SnapshotRecord {
-                instance: name.clone(),
-                snapshot: api::InstanceSnapshot {
-                    expires_at: req.expires_at.unwrap_or_else(api::zero_time),
-                    architecture: inst.put.architecture.clone(),
-                    config: inst.put.config.clone(),
-                    created_at: now,
-                    description: inst.put.description.clone(),
-                    devices: inst.put.devices.clone(),
-                    ephemeral: inst.put.ephemeral,
-                    expanded_config: inst.expanded_config.clone(),
-                    expanded_devices: inst.expanded_devices.clone(),
-                    last_used_at: api::zero_time(),
-                    name: snap_name.clone(),
-                    profiles: inst.put.profiles.clone(),
-                    stateful: false,
-                    size: -1,
-                },
-            };
-            if let Err(e) = host.inner.db.insert(Table::Snapshots, &project, &format!("{name}/{snap_name}"), &rec) {
-                let _ = driver.delete_snapshot(&vol, &snap_name).await;
-                return Err(e);
-            }
-            host.inner.events.lifecycle("instance-snapshot-created", &format!("{}/snapshots/{snap_name}", instance_url(&project, &name)), &project, None);
-            Ok(None)
-        }))
+        Ok(self.inner.ops.spawn(
+            &project.clone(),
+            "Snapshotting instance",
+            resources(&project, &name),
+            false,
+            move |_| async move {
+                let lock = host.instance_lock(&project, &name);
+                let _g = lock.lock().await;
+                let pool = inst
+                    .put
+                    .config
+                    .get("volatile.rootfs.pool")
+                    .cloned()
+                    .unwrap_or_default();
+                let driver = host.pool_driver(&pool)?;
+                let vol = Volume::new(VolumeType::Container, storage_name(&project, &name));
+                driver.create_snapshot(&vol, &snap_name).await?;
+                let now = chrono::Utc::now();
+                let rec = SnapshotRecord {
+                    instance: name.clone(),
+                    snapshot: api::InstanceSnapshot {
+                        expires_at: req.expires_at.unwrap_or_else(api::zero_time),
+                        architecture: inst.put.architecture.clone(),
+                        config: inst.put.config.clone(),
+                        created_at: now,
+                        description: inst.put.description.clone(),
+                        devices: inst.put.devices.clone(),
+                        ephemeral: inst.put.ephemeral,
+                        expanded_config: inst.expanded_config.clone(),
+                        expanded_devices: inst.expanded_devices.clone(),
+                        last_used_at: api::zero_time(),
+                        name: snap_name.clone(),
+                        profiles: inst.put.profiles.clone(),
+                        stateful: false,
+                        size: -1,
+                    },
+                };
+                if let Err(e) = host.inner.db.insert(
+                    Table::Snapshots,
+                    &project,
+                    &format!("{name}/{snap_name}"),
+                    &rec,
+                ) {
+                    let _ = driver.delete_snapshot(&vol, &snap_name).await;
+                    return Err(e);
+                }
+                host.inner.events.lifecycle(
+                    "instance-snapshot-created",
+                    &format!("{}/snapshots/{snap_name}", instance_url(&project, &name)),
+                    &project,
+                    None,
+                );
+                Ok(None)
+            },
+        ))
     }
 
     /// Deletes a snapshot.
-    pub async fn delete_snapshot(&self, project: &str, name: &str, snapshot: &str) -> Result<Operation> {
+    pub async fn delete_snapshot(
+        &self,
+        project: &str,
+        name: &str,
+        snapshot: &str,
+    ) -> Result<Operation> {
         let inst = self.get_instance_record(project, name)?;
         self.get_snapshot(project, name, snapshot)?;
         let host = self.clone();
-        let (project, name, snapshot) = (project.to_string(), name.to_string(), snapshot.to_string());
-        Ok(self.inner.ops.spawn(&project.clone(), "Deleting snapshot", resources(&project, &name), false, move |_| async move {
-            let lock = host.instance_lock(&project, &name);
-            let _g = lock.lock().await;
-            let driver = host.pool_driver(inst.put.config.get("volatile.rootfs.pool").map(String::as_str).unwrap_or_default())?;
-            driver.delete_snapshot(&Volume::new(VolumeType::Container, storage_name(&project, &name)), &snapshot).await?;
-            host.inner.db.delete(Table::Snapshots, &project, &format!("{name}/{snapshot}"))?;
-            host.inner.events.lifecycle("instance-snapshot-deleted", &format!("{}/snapshots/{snapshot}", instance_url(&project, &name)), &project, None);
-            Ok(None)
-        }))
+        let (project, name, snapshot) =
+            (project.to_string(), name.to_string(), snapshot.to_string());
+        Ok(self.inner.ops.spawn(
+            &project.clone(),
+            "Deleting snapshot",
+            resources(&project, &name),
+            false,
+            move |_| async move {
+                let lock = host.instance_lock(&project, &name);
+                let _g = lock.lock().await;
+                let driver = host.pool_driver(
+                    inst.put
+                        .config
+                        .get("volatile.rootfs.pool")
+                        .map(String::as_str)
+                        .unwrap_or_default(),
+                )?;
+                driver
+                    .delete_snapshot(
+                        &Volume::new(VolumeType::Container, storage_name(&project, &name)),
+                        &snapshot,
+                    )
+                    .await?;
+                host.inner
+                    .db
+                    .delete(Table::Snapshots, &project, &format!("{name}/{snapshot}"))?;
+                host.inner.events.lifecycle(
+                    "instance-snapshot-deleted",
+                    &format!("{}/snapshots/{snapshot}", instance_url(&project, &name)),
+                    &project,
+                    None,
+                );
+                Ok(None)
+            },
+        ))
     }
 
     /// Renames a snapshot.
-    pub async fn rename_snapshot(&self, project: &str, name: &str, snapshot: &str, new_name: &str) -> Result<Operation> {
+    pub async fn rename_snapshot(
+        &self,
+        project: &str,
+        name: &str,
+        snapshot: &str,
+        new_name: &str,
+    ) -> Result<Operation> {
         let inst = self.get_instance_record(project, name)?;
         config::validate_snapshot_name(new_name)?;
         let mut rec = self
@@ -738,53 +1219,138 @@ impl Host {
             .get::<SnapshotRecord>(Table::Snapshots, project, &format!("{name}/{snapshot}"))?
             .ok_or_else(|| Error::not_found("Snapshot not found"))?;
         if self.get_snapshot(project, name, new_name).is_ok() {
-            return Err(Error::already_exists(format!("Snapshot {new_name:?} already exists")));
+            return Err(Error::already_exists(format!(
+                "Snapshot {new_name:?} already exists"
+            )));
         }
         let host = self.clone();
-        let (project, name, snapshot, new_name) = (project.to_string(), name.to_string(), snapshot.to_string(), new_name.to_string());
-        Ok(self.inner.ops.spawn(&project.clone(), "Renaming snapshot", resources(&project, &name), false, move |_| async move {
-            let lock = host.instance_lock(&project, &name);
-            let _g = lock.lock().await;
-            let driver = host.pool_driver(inst.put.config.get("volatile.rootfs.pool").map(String::as_str).unwrap_or_default())?;
-            driver.rename_snapshot(&Volume::new(VolumeType::Container, storage_name(&project, &name)), &snapshot, &new_name).await?;
-            rec.snapshot.name = new_name.clone();
-            host.inner.db.rename(Table::Snapshots, &project, &format!("{name}/{snapshot}"), &format!("{name}/{new_name}"))?;
-            host.inner.db.update(Table::Snapshots, &project, &format!("{name}/{new_name}"), &rec)?;
-            host.inner.events.lifecycle("instance-snapshot-renamed", &format!("{}/snapshots/{new_name}", instance_url(&project, &name)), &project, ctx(&[("old_name", serde_json::json!(snapshot))]));
-            Ok(None)
-        }))
+        let (project, name, snapshot, new_name) = (
+            project.to_string(),
+            name.to_string(),
+            snapshot.to_string(),
+            new_name.to_string(),
+        );
+        Ok(self.inner.ops.spawn(
+            &project.clone(),
+            "Renaming snapshot",
+            resources(&project, &name),
+            false,
+            move |_| async move {
+                let lock = host.instance_lock(&project, &name);
+                let _g = lock.lock().await;
+                let driver = host.pool_driver(
+                    inst.put
+                        .config
+                        .get("volatile.rootfs.pool")
+                        .map(String::as_str)
+                        .unwrap_or_default(),
+                )?;
+                driver
+                    .rename_snapshot(
+                        &Volume::new(VolumeType::Container, storage_name(&project, &name)),
+                        &snapshot,
+                        &new_name,
+                    )
+                    .await?;
+                rec.snapshot.name = new_name.clone();
+                host.inner.db.rename(
+                    Table::Snapshots,
+                    &project,
+                    &format!("{name}/{snapshot}"),
+                    &format!("{name}/{new_name}"),
+                )?;
+                host.inner.db.update(
+                    Table::Snapshots,
+                    &project,
+                    &format!("{name}/{new_name}"),
+                    &rec,
+                )?;
+                host.inner.events.lifecycle(
+                    "instance-snapshot-renamed",
+                    &format!("{}/snapshots/{new_name}", instance_url(&project, &name)),
+                    &project,
+                    ctx(&[("old_name", serde_json::json!(snapshot))]),
+                );
+                Ok(None)
+            },
+        ))
     }
 
     /// Restores a snapshot: content and config. A running instance is stopped first and
     /// started again after, as Incus does.
-    pub async fn restore_snapshot(&self, project: &str, name: &str, snapshot: &str) -> Result<Operation> {
+    pub async fn restore_snapshot(
+        &self,
+        project: &str,
+        name: &str,
+        snapshot: &str,
+    ) -> Result<Operation> {
         self.get_instance_record(project, name)?;
         let snap = self.get_snapshot(project, name, snapshot)?;
         let host = self.clone();
-        let (project, name, snapshot) = (project.to_string(), name.to_string(), snapshot.to_string());
-        Ok(self.inner.ops.spawn(&project.clone(), "Restoring snapshot", resources(&project, &name), false, move |_| async move {
-            let lock = host.instance_lock(&project, &name);
-            let _g = lock.lock().await;
-            let (inst, spec) = host.instance_spec(&project, &name)?;
-            let was_running = host.inner.lxc.power_state(&spec).await? != PowerState::Stopped;
-            if was_running {
-                host.inner.lxc.stop(&spec).await?;
-            }
-            let driver = host.pool_driver(inst.put.config.get("volatile.rootfs.pool").map(String::as_str).unwrap_or_default())?;
-            driver.restore_snapshot(&Volume::new(VolumeType::Container, storage_name(&project, &name)), &snapshot).await?;
-            let mut rec: api::Instance = host.inner.db.get(Table::Instances, &project, &name)?.ok_or_else(|| Error::not_found("Instance not found"))?;
-            let volatile: ConfigMap = rec.put.config.iter().filter(|(k, _)| k.starts_with("volatile.")).map(|(k, v)| (k.clone(), v.clone())).collect();
-            rec.put.config = snap.config.iter().filter(|(k, _)| !k.starts_with("volatile.")).map(|(k, v)| (k.clone(), v.clone())).collect();
-            rec.put.config.extend(volatile);
-            rec.put.devices = snap.devices.clone();
-            rec.put.profiles = snap.profiles.clone();
-            host.inner.db.update(Table::Instances, &project, &name, &rec)?;
-            if was_running {
-                host.start_locked(&project, &name).await?;
-            }
-            host.inner.events.lifecycle("instance-restored", &instance_url(&project, &name), &project, ctx(&[("snapshot", serde_json::json!(snapshot))]));
-            Ok(None)
-        }))
+        let (project, name, snapshot) =
+            (project.to_string(), name.to_string(), snapshot.to_string());
+        Ok(self.inner.ops.spawn(
+            &project.clone(),
+            "Restoring snapshot",
+            resources(&project, &name),
+            false,
+            move |_| async move {
+                let lock = host.instance_lock(&project, &name);
+                let _g = lock.lock().await;
+                let (inst, spec) = host.instance_spec(&project, &name)?;
+                let was_running = host.inner.lxc.power_state(&spec).await? != PowerState::Stopped;
+                if was_running {
+                    host.inner.lxc.stop(&spec).await?;
+                }
+                let driver = host.pool_driver(
+                    inst.put
+                        .config
+                        .get("volatile.rootfs.pool")
+                        .map(String::as_str)
+                        .unwrap_or_default(),
+                )?;
+                driver
+                    .restore_snapshot(
+                        &Volume::new(VolumeType::Container, storage_name(&project, &name)),
+                        &snapshot,
+                    )
+                    .await?;
+                let mut rec: api::Instance = host
+                    .inner
+                    .db
+                    .get(Table::Instances, &project, &name)?
+                    .ok_or_else(|| Error::not_found("Instance not found"))?;
+                let volatile: ConfigMap = rec
+                    .put
+                    .config
+                    .iter()
+                    .filter(|(k, _)| k.starts_with("volatile."))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                rec.put.config = snap
+                    .config
+                    .iter()
+                    .filter(|(k, _)| !k.starts_with("volatile."))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                rec.put.config.extend(volatile);
+                rec.put.devices = snap.devices.clone();
+                rec.put.profiles = snap.profiles.clone();
+                host.inner
+                    .db
+                    .update(Table::Instances, &project, &name, &rec)?;
+                if was_running {
+                    host.start_locked(&project, &name).await?;
+                }
+                host.inner.events.lifecycle(
+                    "instance-restored",
+                    &instance_url(&project, &name),
+                    &project,
+                    ctx(&[("snapshot", serde_json::json!(snapshot))]),
+                );
+                Ok(None)
+            },
+        ))
     }
 
     /// The root filesystem path of an instance on the host.
@@ -799,4 +1365,3 @@ struct SnapshotRecord {
     instance: String,
     snapshot: api::InstanceSnapshot,
 }
-

@@ -51,7 +51,13 @@ pub struct HostConfig {
 impl HostConfig {
     /// A config for `state_dir` with the given drivers and every default.
     pub fn new(state_dir: impl Into<PathBuf>, drivers: DriverRegistry) -> Self {
-        HostConfig { state_dir: state_dir.into(), helper: None, drivers, default_dir_pool: true, idmap: None }
+        HostConfig {
+            state_dir: state_dir.into(),
+            helper: None,
+            drivers,
+            default_dir_pool: true,
+            idmap: None,
+        }
     }
 }
 
@@ -108,7 +114,8 @@ fn find_helper(explicit: Option<&Path>) -> Result<PathBuf> {
 fn mkdir(p: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(p).map_err(|e| Error::io(p.display(), e))?;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).map_err(|e| Error::io(p.display(), e))
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| Error::io(p.display(), e))
 }
 
 impl Host {
@@ -147,9 +154,15 @@ impl Host {
             locks: Mutex::new(HashMap::new()),
             image_lock: tokio::sync::Mutex::new(()),
         };
-        let host = Host { inner: Arc::new(inner) };
+        let host = Host {
+            inner: Arc::new(inner),
+        };
         host.seed_defaults(config.default_dir_pool).await?;
-        for (_, pool) in host.inner.db.list::<api::StoragePool>(Table::StoragePools, None)? {
+        for (_, pool) in host
+            .inner
+            .db
+            .list::<api::StoragePool>(Table::StoragePools, None)?
+        {
             let d = host.pool_driver(&pool.name)?;
             d.mount_pool().await?;
         }
@@ -158,15 +171,27 @@ impl Host {
 
     async fn seed_defaults(&self, default_pool: bool) -> Result<()> {
         let db = &self.inner.db;
-        if db.get::<api::Project>(Table::Projects, "", DEFAULT_PROJECT)?.is_some() {
+        if db
+            .get::<api::Project>(Table::Projects, "", DEFAULT_PROJECT)?
+            .is_some()
+        {
             return Ok(());
         }
         let mut features = ConfigMap::new();
-        for f in ["features.images", "features.profiles", "features.storage.volumes", "features.storage.buckets", "features.networks"] {
+        for f in [
+            "features.images",
+            "features.profiles",
+            "features.storage.volumes",
+            "features.storage.buckets",
+            "features.networks",
+        ] {
             features.insert(f.into(), "true".into());
         }
         let project = api::Project {
-            put: api::ProjectPut { config: features, description: "Default Incus project".into() },
+            put: api::ProjectPut {
+                config: features,
+                description: "Default Incus project".into(),
+            },
             name: DEFAULT_PROJECT.into(),
             used_by: vec![],
         };
@@ -187,7 +212,11 @@ impl Host {
             );
         }
         let profile = api::Profile {
-            put: api::ProfilePut { config: ConfigMap::new(), description: "Default Incus profile".into(), devices },
+            put: api::ProfilePut {
+                config: ConfigMap::new(),
+                description: "Default Incus profile".into(),
+                devices,
+            },
             name: "default".into(),
             used_by: vec![],
             project: DEFAULT_PROJECT.into(),
@@ -236,11 +265,15 @@ impl Host {
     pub fn update_server_config(&self, config: ConfigMap) -> Result<()> {
         for k in config.keys() {
             if !k.starts_with("user.") {
-                return Err(Error::invalid(format!("Unknown server configuration key: {k}")));
+                return Err(Error::invalid(format!(
+                    "Unknown server configuration key: {k}"
+                )));
             }
         }
         self.inner.db.set_server_config(&config)?;
-        self.inner.events.lifecycle("config-updated", "/1.0", "", None);
+        self.inner
+            .events
+            .lifecycle("config-updated", "/1.0", "", None);
         Ok(())
     }
 
@@ -248,7 +281,13 @@ impl Host {
 
     /// All projects.
     pub fn list_projects(&self) -> Result<Vec<api::Project>> {
-        Ok(self.inner.db.list::<api::Project>(Table::Projects, Some(""))?.into_iter().map(|(_, p)| p).collect())
+        Ok(self
+            .inner
+            .db
+            .list::<api::Project>(Table::Projects, Some(""))?
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect())
     }
 
     /// One project.
@@ -263,23 +302,44 @@ impl Host {
     pub fn create_project(&self, req: api::ProjectsPost) -> Result<()> {
         crate::config::validate_entity_name("project", &req.name)?;
         if req.name.contains('_') || req.name.contains(' ') {
-            return Err(Error::invalid(format!("Invalid project name {:?}: no spaces or underscores", req.name)));
+            return Err(Error::invalid(format!(
+                "Invalid project name {:?}: no spaces or underscores",
+                req.name
+            )));
         }
         for k in req.put.config.keys() {
             if !(k.starts_with("features.") || k.starts_with("user.")) {
-                return Err(Error::invalid(format!("Unknown project configuration key: {k}")));
+                return Err(Error::invalid(format!(
+                    "Unknown project configuration key: {k}"
+                )));
             }
         }
-        let project = api::Project { put: req.put, name: req.name.clone(), used_by: vec![] };
-        self.inner.db.insert(Table::Projects, "", &req.name, &project)?;
+        let project = api::Project {
+            put: req.put,
+            name: req.name.clone(),
+            used_by: vec![],
+        };
+        self.inner
+            .db
+            .insert(Table::Projects, "", &req.name, &project)?;
         let profile = api::Profile {
-            put: api::ProfilePut { description: format!("Default Incus profile for project {}", req.name), ..Default::default() },
+            put: api::ProfilePut {
+                description: format!("Default Incus profile for project {}", req.name),
+                ..Default::default()
+            },
             name: "default".into(),
             used_by: vec![],
             project: req.name.clone(),
         };
-        self.inner.db.insert(Table::Profiles, &req.name, "default", &profile)?;
-        self.inner.events.lifecycle("project-created", &format!("/1.0/projects/{}", req.name), &req.name, None);
+        self.inner
+            .db
+            .insert(Table::Profiles, &req.name, "default", &profile)?;
+        self.inner.events.lifecycle(
+            "project-created",
+            &format!("/1.0/projects/{}", req.name),
+            &req.name,
+            None,
+        );
         Ok(())
     }
 
@@ -289,14 +349,27 @@ impl Host {
             return Err(Error::invalid("The default project cannot be deleted"));
         }
         self.get_project(name)?;
-        if !self.inner.db.list::<api::Instance>(Table::Instances, Some(name))?.is_empty()
-            || !self.inner.db.list::<api::Image>(Table::Images, Some(name))?.is_empty()
+        if !self
+            .inner
+            .db
+            .list::<api::Instance>(Table::Instances, Some(name))?
+            .is_empty()
+            || !self
+                .inner
+                .db
+                .list::<api::Image>(Table::Images, Some(name))?
+                .is_empty()
         {
             return Err(Error::busy(format!("Project {name:?} is not empty")));
         }
         self.inner.db.delete(Table::Profiles, name, "default")?;
         self.inner.db.delete(Table::Projects, "", name)?;
-        self.inner.events.lifecycle("project-deleted", &format!("/1.0/projects/{name}"), name, None);
+        self.inner.events.lifecycle(
+            "project-deleted",
+            &format!("/1.0/projects/{name}"),
+            name,
+            None,
+        );
         Ok(())
     }
 
@@ -305,9 +378,17 @@ impl Host {
     /// All profiles of a project, with `used_by` (two queries whatever the numbers).
     pub fn list_profiles(&self, project: &str) -> Result<Vec<api::Profile>> {
         self.get_project(project)?;
-        let instances = self.inner.db.list::<api::Instance>(Table::Instances, Some(project))?;
-        let mut profiles: Vec<api::Profile> =
-            self.inner.db.list::<api::Profile>(Table::Profiles, Some(project))?.into_iter().map(|(_, p)| p).collect();
+        let instances = self
+            .inner
+            .db
+            .list::<api::Instance>(Table::Instances, Some(project))?;
+        let mut profiles: Vec<api::Profile> = self
+            .inner
+            .db
+            .list::<api::Profile>(Table::Profiles, Some(project))?
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
         for p in &mut profiles {
             p.used_by = instances
                 .iter()
@@ -333,9 +414,21 @@ impl Host {
         crate::config::validate_instance_config(&req.put.config, false)?;
         crate::config::validate_devices(&req.put.devices, false)?;
         self.check_pools(&req.put.devices)?;
-        let p = api::Profile { put: req.put, name: req.name.clone(), used_by: vec![], project: project.into() };
-        self.inner.db.insert(Table::Profiles, project, &req.name, &p)?;
-        self.inner.events.lifecycle("profile-created", &format!("/1.0/profiles/{}", req.name), project, None);
+        let p = api::Profile {
+            put: req.put,
+            name: req.name.clone(),
+            used_by: vec![],
+            project: project.into(),
+        };
+        self.inner
+            .db
+            .insert(Table::Profiles, project, &req.name, &p)?;
+        self.inner.events.lifecycle(
+            "profile-created",
+            &format!("/1.0/profiles/{}", req.name),
+            project,
+            None,
+        );
         Ok(())
     }
 
@@ -349,7 +442,12 @@ impl Host {
         p.put = put;
         p.used_by.clear();
         self.inner.db.update(Table::Profiles, project, name, &p)?;
-        self.inner.events.lifecycle("profile-updated", &format!("/1.0/profiles/{name}"), project, None);
+        self.inner.events.lifecycle(
+            "profile-updated",
+            &format!("/1.0/profiles/{name}"),
+            project,
+            None,
+        );
         Ok(())
     }
 
@@ -363,7 +461,12 @@ impl Host {
             return Err(Error::busy(format!("Profile {name:?} is currently in use")));
         }
         self.inner.db.delete(Table::Profiles, project, name)?;
-        self.inner.events.lifecycle("profile-deleted", &format!("/1.0/profiles/{name}"), project, None);
+        self.inner.events.lifecycle(
+            "profile-deleted",
+            &format!("/1.0/profiles/{name}"),
+            project,
+            None,
+        );
         Ok(())
     }
 
@@ -380,10 +483,18 @@ impl Host {
 
     /// All storage pools.
     pub fn list_storage_pools(&self) -> Result<Vec<api::StoragePool>> {
-        let instances = self.inner.db.list::<api::Instance>(Table::Instances, None)?;
+        let instances = self
+            .inner
+            .db
+            .list::<api::Instance>(Table::Instances, None)?;
         let profiles = self.inner.db.list::<api::Profile>(Table::Profiles, None)?;
-        let mut pools: Vec<api::StoragePool> =
-            self.inner.db.list::<api::StoragePool>(Table::StoragePools, Some(""))?.into_iter().map(|(_, p)| p).collect();
+        let mut pools: Vec<api::StoragePool> = self
+            .inner
+            .db
+            .list::<api::StoragePool>(Table::StoragePools, Some(""))?
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
         for pool in &mut pools {
             let uses = |d: &api::DevicesMap| d.values().any(|d| d.get("pool") == Some(&pool.name));
             pool.used_by = profiles
@@ -393,7 +504,9 @@ impl Host {
                 .chain(
                     instances
                         .iter()
-                        .filter(|(_, i)| i.put.config.get("volatile.rootfs.pool") == Some(&pool.name))
+                        .filter(|(_, i)| {
+                            i.put.config.get("volatile.rootfs.pool") == Some(&pool.name)
+                        })
                         .map(|(proj, i)| instance_url(proj, &i.name)),
                 )
                 .collect();
@@ -414,8 +527,16 @@ impl Host {
     /// Creates a storage pool with a registered driver.
     pub async fn create_storage_pool(&self, req: api::StoragePoolsPost) -> Result<()> {
         crate::config::validate_entity_name("storage pool", &req.name)?;
-        if self.inner.db.get::<api::StoragePool>(Table::StoragePools, "", &req.name)?.is_some() {
-            return Err(Error::already_exists(format!("Storage pool {:?} already exists", req.name)));
+        if self
+            .inner
+            .db
+            .get::<api::StoragePool>(Table::StoragePools, "", &req.name)?
+            .is_some()
+        {
+            return Err(Error::already_exists(format!(
+                "Storage pool {:?} already exists",
+                req.name
+            )));
         }
         let spec = StoragePoolSpec {
             name: req.name.clone(),
@@ -424,15 +545,29 @@ impl Host {
         };
         let driver = self.inner.registry.storage(&req.driver, spec)?;
         driver.create_pool().await?;
-        let pool = api::StoragePool { put: req.put, name: req.name.clone(), driver: req.driver, ..Default::default() };
-        if let Err(e) = self.inner.db.insert(Table::StoragePools, "", &req.name, &pool) {
+        let pool = api::StoragePool {
+            put: req.put,
+            name: req.name.clone(),
+            driver: req.driver,
+            ..Default::default()
+        };
+        if let Err(e) = self
+            .inner
+            .db
+            .insert(Table::StoragePools, "", &req.name, &pool)
+        {
             let _ = driver.delete_pool().await;
             return Err(e);
         }
         if let Ok(mut m) = self.inner.pools.lock() {
             m.insert(req.name.clone(), driver);
         }
-        self.inner.events.lifecycle("storage-pool-created", &format!("/1.0/storage-pools/{}", req.name), "", None);
+        self.inner.events.lifecycle(
+            "storage-pool-created",
+            &format!("/1.0/storage-pools/{}", req.name),
+            "",
+            None,
+        );
         Ok(())
     }
 
@@ -440,7 +575,9 @@ impl Host {
     pub async fn delete_storage_pool(&self, name: &str) -> Result<()> {
         let pool = self.get_storage_pool(name)?;
         if !pool.used_by.is_empty() {
-            return Err(Error::busy(format!("Storage pool {name:?} is currently in use")));
+            return Err(Error::busy(format!(
+                "Storage pool {name:?} is currently in use"
+            )));
         }
         let driver = self.pool_driver(name)?;
         // Cached image volumes are not users: remove them with the pool.
@@ -449,12 +586,23 @@ impl Host {
         if let Ok(mut m) = self.inner.pools.lock() {
             m.remove(name);
         }
-        self.inner.events.lifecycle("storage-pool-deleted", &format!("/1.0/storage-pools/{name}"), "", None);
+        self.inner.events.lifecycle(
+            "storage-pool-deleted",
+            &format!("/1.0/storage-pools/{name}"),
+            "",
+            None,
+        );
         Ok(())
     }
 
     pub(crate) fn pool_driver(&self, name: &str) -> Result<Arc<dyn StorageDriver>> {
-        if let Some(d) = self.inner.pools.lock().ok().and_then(|m| m.get(name).cloned()) {
+        if let Some(d) = self
+            .inner
+            .pools
+            .lock()
+            .ok()
+            .and_then(|m| m.get(name).cloned())
+        {
             return Ok(d);
         }
         let pool: api::StoragePool = self

@@ -27,7 +27,9 @@ pub struct Events {
 
 impl Default for Events {
     fn default() -> Self {
-        Events { tx: broadcast::channel(EVENT_BUFFER).0 }
+        Events {
+            tx: broadcast::channel(EVENT_BUFFER).0,
+        }
     }
 }
 
@@ -49,7 +51,13 @@ impl Events {
     }
 
     /// Publishes a lifecycle event (`instance-started`, ...).
-    pub fn lifecycle(&self, action: &str, source: &str, project: &str, context: Option<serde_json::Map<String, serde_json::Value>>) {
+    pub fn lifecycle(
+        &self,
+        action: &str,
+        source: &str,
+        project: &str,
+        context: Option<serde_json::Map<String, serde_json::Value>>,
+    ) {
         let name = source.rsplit('/').next().unwrap_or_default().to_string();
         let ev = api::EventLifecycle {
             action: action.into(),
@@ -59,12 +67,20 @@ impl Events {
             name,
             project: project.into(),
         };
-        self.send("lifecycle", project, serde_json::to_value(ev).unwrap_or_default());
+        self.send(
+            "lifecycle",
+            project,
+            serde_json::to_value(ev).unwrap_or_default(),
+        );
     }
 
     /// Publishes a logging event.
     pub fn log(&self, level: &str, message: &str) {
-        let ev = api::EventLogging { message: message.into(), level: level.into(), context: Default::default() };
+        let ev = api::EventLogging {
+            message: message.into(),
+            level: level.into(),
+            context: Default::default(),
+        };
         self.send("logging", "", serde_json::to_value(ev).unwrap_or_default());
     }
 }
@@ -101,12 +117,20 @@ impl OpContext {
     /// Merges `key: value` into the operation's metadata and publishes the change.
     pub fn set_metadata(&self, key: &str, value: serde_json::Value) {
         let snapshot = {
-            let Ok(mut op) = self.state.op.lock() else { return };
-            op.metadata.get_or_insert_with(Default::default).insert(key.into(), value);
+            let Ok(mut op) = self.state.op.lock() else {
+                return;
+            };
+            op.metadata
+                .get_or_insert_with(Default::default)
+                .insert(key.into(), value);
             op.updated_at = chrono::Utc::now();
             op.clone()
         };
-        self.events.send("operation", &self.state.project, serde_json::to_value(snapshot).unwrap_or_default());
+        self.events.send(
+            "operation",
+            &self.state.project,
+            serde_json::to_value(snapshot).unwrap_or_default(),
+        );
     }
 
     /// Whether cancellation was requested.
@@ -124,7 +148,10 @@ impl OpContext {
 impl Operations {
     /// The registry publishing on `events`.
     pub fn new(events: Events) -> Self {
-        Operations { map: Default::default(), events }
+        Operations {
+            map: Default::default(),
+            events,
+        }
     }
 
     /// Starts `work` as a `task` operation and returns its handle at once.
@@ -138,7 +165,9 @@ impl Operations {
     ) -> Operation
     where
         F: FnOnce(OpContext) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<Option<serde_json::Map<String, serde_json::Value>>>> + Send + 'static,
+        Fut: Future<Output = Result<Option<serde_json::Map<String, serde_json::Value>>>>
+            + Send
+            + 'static,
     {
         let now = chrono::Utc::now();
         let id = uuid::Uuid::new_v4().to_string();
@@ -166,11 +195,22 @@ impl Operations {
         if let Ok(mut m) = self.map.lock() {
             m.insert(id.clone(), state.clone());
         }
-        self.events.send("operation", project, serde_json::to_value(&op).unwrap_or_default());
-        let ctx = OpContext { state: state.clone(), events: self.events.clone() };
+        self.events.send(
+            "operation",
+            project,
+            serde_json::to_value(&op).unwrap_or_default(),
+        );
+        let ctx = OpContext {
+            state: state.clone(),
+            events: self.events.clone(),
+        };
         let (map, events, st) = (self.map.clone(), self.events.clone(), state.clone());
         tokio::spawn(async move {
-            let result = work(ctx).await;
+            // A nested task turns a panic in the work into a failed operation, not a hang.
+            let result = match tokio::spawn(work(ctx)).await {
+                Ok(r) => r,
+                Err(e) => Err(Error::internal(format!("operation task failed: {e}"))),
+            };
             let snapshot = {
                 let mut op = match st.op.lock() {
                     Ok(op) => op,
@@ -179,7 +219,9 @@ impl Operations {
                 let status = match &result {
                     Ok(meta) => {
                         if let Some(meta) = meta {
-                            op.metadata.get_or_insert_with(Default::default).extend(meta.clone());
+                            op.metadata
+                                .get_or_insert_with(Default::default)
+                                .extend(meta.clone());
                         }
                         StatusCode::Success
                     }
@@ -203,8 +245,13 @@ impl Operations {
                 op.updated_at = chrono::Utc::now();
                 op.clone()
             };
-            events.send("operation", &st.project, serde_json::to_value(&snapshot).unwrap_or_default());
-            let _ = st.done.send(true);
+            events.send(
+                "operation",
+                &st.project,
+                serde_json::to_value(&snapshot).unwrap_or_default(),
+            );
+            // send_replace stores the value even when nobody waits yet (send would drop it).
+            st.done.send_replace(true);
             tokio::time::sleep(LINGER).await;
             if let Ok(mut m) = map.lock() {
                 m.remove(&snapshot.id);
@@ -225,7 +272,9 @@ impl Operations {
 
     /// Every known operation of `project` (all projects with `None`).
     pub fn list(&self, project: Option<&str>) -> Vec<api::Operation> {
-        let Ok(m) = self.map.lock() else { return Vec::new() };
+        let Ok(m) = self.map.lock() else {
+            return Vec::new();
+        };
         let mut v: Vec<api::Operation> = m
             .values()
             .filter(|s| project.is_none_or(|p| s.project == p))
@@ -255,7 +304,7 @@ impl Operation {
         if !self.get().may_cancel {
             return Err(Error::busy("This operation can't be cancelled"));
         }
-        let _ = self.state.cancel.send(true);
+        self.state.cancel.send_replace(true);
         Ok(())
     }
 
@@ -280,7 +329,13 @@ impl Operation {
         if op.status_code == StatusCode::Success.code() {
             Ok(op)
         } else {
-            let kind = self.state.error_kind.lock().ok().and_then(|k| *k).unwrap_or(ErrorKind::Internal);
+            let kind = self
+                .state
+                .error_kind
+                .lock()
+                .ok()
+                .and_then(|k| *k)
+                .unwrap_or(ErrorKind::Internal);
             Err(Error::new(kind, op.err))
         }
     }
@@ -299,18 +354,27 @@ mod tests {
             ctx.set_metadata("progress", serde_json::json!("50%"));
             Ok(None)
         });
-        let done = op.wait().await.expect("success");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let done = op
+            .wait()
+            .await
+            .expect("success, even when waited for after the end");
         assert_eq!(done.status, "Success");
         assert_eq!(done.metadata.expect("metadata")["progress"], "50%");
         assert!(ops.get(&done.id).is_ok(), "lingers after the end");
         let first = rx.recv().await.expect("event");
         assert_eq!(first.kind, "operation");
 
-        let bad = ops.spawn("default", "bad", BTreeMap::new(), false, |_| async { Err(Error::busy("in use")) });
+        let bad = ops.spawn("default", "bad", BTreeMap::new(), false, |_| async {
+            Err(Error::busy("in use"))
+        });
         let e = bad.wait().await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Busy);
         assert_eq!(bad.get().status, "Failure");
-        assert!(bad.cancel().is_err(), "finished operations cannot be cancelled");
+        assert!(
+            bad.cancel().is_err(),
+            "finished operations cannot be cancelled"
+        );
 
         let slow = ops.spawn("p2", "slow", BTreeMap::new(), true, |ctx| async move {
             ctx.cancelled().await;

@@ -26,7 +26,13 @@ pub fn render(text: &str, name: &str, project: &str) -> String {
 mod tests {
     #[test]
     fn renders_names() {
-        assert_eq!(super::render("{{ container.name }}\n", "c1", "default"), "c1\n");
-        assert_eq!(super::render("{{instance.name}}.{{ instance.project }} {{ x }}", "a", "p"), "a.p {{ x }}");
+        assert_eq!(
+            super::render("{{ container.name }}\n", "c1", "default"),
+            "c1\n"
+        );
+        assert_eq!(
+            super::render("{{instance.name}}.{{ instance.project }} {{ x }}", "a", "p"),
+            "a.p {{ x }}"
+        );
     }
 }

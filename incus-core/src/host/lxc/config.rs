@@ -94,7 +94,7 @@ pub fn render(
         let bytes = match v.strip_suffix('%') {
             Some(p) => {
                 let pct: u64 = p.parse().map_err(|_| Error::invalid("bad limits.memory"))?;
-                facts.memory / 100 * pct
+                facts.memory.saturating_mul(pct) / 100
             }
             None => parse_size(v).map_err(Error::invalid)?,
         };
@@ -103,7 +103,11 @@ pub fn render(
             Layout::V2 => line("lxc.cgroup2.memory.max", &bytes.to_string()),
         }
     }
-    if let Some(v) = spec.config.get("limits.processes").filter(|v| !v.is_empty()) {
+    if let Some(v) = spec
+        .config
+        .get("limits.processes")
+        .filter(|v| !v.is_empty())
+    {
         line(&format!("{cg}.pids.max"), v);
     }
     if let Some(v) = spec.config.get("limits.cpu").filter(|v| !v.is_empty()) {
@@ -114,11 +118,20 @@ pub fn render(
         let set = ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
         line(&format!("{cg}.cpuset.cpus"), &set);
     }
-    if let Some(v) = spec.config.get("limits.cpu.allowance").filter(|v| !v.is_empty()) {
+    if let Some(v) = spec
+        .config
+        .get("limits.cpu.allowance")
+        .filter(|v| !v.is_empty())
+    {
         if let Some(pct) = v.strip_suffix('%') {
-            let pct: u64 = pct.parse().map_err(|_| Error::invalid("bad limits.cpu.allowance"))?;
+            let pct: u64 = pct
+                .parse()
+                .map_err(|_| Error::invalid("bad limits.cpu.allowance"))?;
             match facts.cgroup {
-                Layout::V1 => line("lxc.cgroup.cpu.shares", &(1024 * pct / 100).max(2).to_string()),
+                Layout::V1 => line(
+                    "lxc.cgroup.cpu.shares",
+                    &(1024 * pct / 100).max(2).to_string(),
+                ),
                 Layout::V2 => line("lxc.cgroup2.cpu.weight", &pct.clamp(1, 10000).to_string()),
             }
         } else if let Some((q, p)) = v.split_once('/') {
@@ -147,7 +160,9 @@ pub fn render(
                 if path == "/" {
                     continue;
                 }
-                let Some(src) = dev.get("source") else { continue };
+                let Some(src) = dev.get("source") else {
+                    continue;
+                };
                 let src_path = Path::new(src);
                 if !src_path.exists() {
                     if is_true(dev, "optional") {
@@ -183,7 +198,11 @@ pub fn render(
                 );
                 line(
                     "lxc.mount.entry",
-                    &format!("{} {} none bind,create=file 0 0", node.host_path, mount_target(target)?),
+                    &format!(
+                        "{} {} none bind,create=file 0 0",
+                        node.host_path,
+                        mount_target(target)?
+                    ),
                 );
             }
             _ => {}
@@ -202,7 +221,10 @@ pub fn render(
 /// A mount target relative to the rootfs, refusing `..` and empty paths.
 fn mount_target(path: &str) -> Result<String> {
     let rel = path.trim_start_matches('/');
-    if rel.is_empty() || rel.split('/').any(|c| c == ".." || c == ".") || rel.contains(char::is_whitespace) {
+    if rel.is_empty()
+        || rel.split('/').any(|c| c == ".." || c == ".")
+        || rel.contains(char::is_whitespace)
+    {
         return Err(Error::invalid(format!("Invalid device path {path:?}")));
     }
     Ok(rel.to_string())
@@ -224,31 +246,55 @@ mod tests {
             project: "default".into(),
             runtime_name: "c1".into(),
             rootfs: PathBuf::from("/var/lib/incus/storage-pools/default/containers/c1/rootfs"),
-            config: config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            config: config
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             devices,
-            idmap: Some(IdShift { base: 100000, size: 65536 }),
+            idmap: Some(IdShift {
+                base: 100000,
+                size: 65536,
+            }),
             log_dir: PathBuf::from("/var/lib/incus/logs/c1"),
         }
     }
 
     fn facts(cgroup: Layout) -> HostFacts {
-        HostFacts { cgroup, cpus: 2, memory: 1 << 30, tag: "abcd".into() }
+        HostFacts {
+            cgroup,
+            cpus: 2,
+            memory: 1 << 30,
+            tag: "abcd".into(),
+        }
     }
 
     fn no_nodes(_: &str, _: &ConfigMap) -> Result<DeviceNode> {
-        Ok(DeviceNode { kind: 'c', major: 1, minor: 3, host_path: "/dev/null".into() })
+        Ok(DeviceNode {
+            kind: 'c',
+            major: 1,
+            minor: 3,
+            host_path: "/dev/null".into(),
+        })
     }
 
     #[test]
     fn renders_limits_for_v1_and_v2() {
         let s = spec(
-            &[("limits.memory", "50%"), ("limits.processes", "20"), ("limits.cpu", "4"), ("environment.FOO", "bar")],
+            &[
+                ("limits.memory", "50%"),
+                ("limits.processes", "20"),
+                ("limits.cpu", "4"),
+                ("environment.FOO", "bar"),
+            ],
             DevicesMap::new(),
         );
         let v1 = render(&s, &facts(Layout::V1), Path::new("/s"), &no_nodes).expect("render");
         assert!(v1.contains("lxc.cgroup.memory.limit_in_bytes = 536870912\n"));
         assert!(v1.contains("lxc.cgroup.pids.max = 20\n"));
-        assert!(v1.contains("lxc.cgroup.cpuset.cpus = 0,1\n"), "count capped at host CPUs");
+        assert!(
+            v1.contains("lxc.cgroup.cpuset.cpus = 0,1\n"),
+            "count capped at host CPUs"
+        );
         assert!(v1.contains("lxc.idmap = u 0 100000 65536\n"));
         assert!(v1.contains("lxc.environment = FOO=bar\n"));
         assert!(v1.contains("lxc.cgroup.dir.container = incus.abcd.payload.c1\n"));
@@ -261,15 +307,54 @@ mod tests {
     fn renders_devices_and_refuses_bad_paths() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut d = DevicesMap::new();
-        let m = |kv: &[(&str, &str)]| kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<ConfigMap>();
-        d.insert("data".into(), m(&[("type", "disk"), ("path", "/mnt/data"), ("source", &dir.path().display().to_string()), ("readonly", "true")]));
-        d.insert("null".into(), m(&[("type", "unix-char"), ("path", "/dev/mynull"), ("source", "/dev/null")]));
-        let out = render(&spec(&[], d.clone()), &facts(Layout::V1), Path::new("/s"), &no_nodes).expect("render");
-        assert!(out.contains(&format!("lxc.mount.entry = {} mnt/data none bind,create=dir,ro 0 0\n", dir.path().display())));
+        let m = |kv: &[(&str, &str)]| {
+            kv.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<ConfigMap>()
+        };
+        d.insert(
+            "data".into(),
+            m(&[
+                ("type", "disk"),
+                ("path", "/mnt/data"),
+                ("source", &dir.path().display().to_string()),
+                ("readonly", "true"),
+            ]),
+        );
+        d.insert(
+            "null".into(),
+            m(&[
+                ("type", "unix-char"),
+                ("path", "/dev/mynull"),
+                ("source", "/dev/null"),
+            ]),
+        );
+        let out = render(
+            &spec(&[], d.clone()),
+            &facts(Layout::V1),
+            Path::new("/s"),
+            &no_nodes,
+        )
+        .expect("render");
+        assert!(out.contains(&format!(
+            "lxc.mount.entry = {} mnt/data none bind,create=dir,ro 0 0\n",
+            dir.path().display()
+        )));
         assert!(out.contains("lxc.cgroup.devices.allow = c 1:3 rwm\n"));
         assert!(out.contains("lxc.mount.entry = /dev/null dev/mynull none bind,create=file 0 0\n"));
-        d.insert("evil".into(), m(&[("type", "disk"), ("path", "/../etc"), ("source", "/tmp")]));
-        assert!(render(&spec(&[], d), &facts(Layout::V1), Path::new("/s"), &no_nodes).is_err());
+        d.insert(
+            "evil".into(),
+            m(&[("type", "disk"), ("path", "/../etc"), ("source", "/tmp")]),
+        );
+        assert!(
+            render(
+                &spec(&[], d),
+                &facts(Layout::V1),
+                Path::new("/s"),
+                &no_nodes
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -54,8 +54,12 @@ fn cstring(s: &str) -> Result<CString, String> {
 
 impl Container {
     fn open(lxcpath: &str, name: &str, config: &str, logfile: &str) -> Result<Self, String> {
-        let (cname, cpath, cconf, clog) =
-            (cstring(name)?, cstring(lxcpath)?, cstring(config)?, cstring(logfile)?);
+        let (cname, cpath, cconf, clog) = (
+            cstring(name)?,
+            cstring(lxcpath)?,
+            cstring(config)?,
+            cstring(logfile)?,
+        );
         let level = cstring("WARN")?;
         let mut log = ffi::lxc_log {
             name: cname.as_ptr(),
@@ -113,7 +117,11 @@ fn run(args: &[String]) -> Result<i32, String> {
                 .first()
                 .and_then(|s| s.parse().ok())
                 .ok_or("shutdown needs a timeout in seconds")?;
-            Ok(if lxc_call!(cont, shutdown, secs) { 0 } else { EXIT_TIMEOUT })
+            Ok(if lxc_call!(cont, shutdown, secs) {
+                0
+            } else {
+                EXIT_TIMEOUT
+            })
         }
         "stop" => {
             if !lxc_call!(cont, is_running) {
@@ -152,8 +160,14 @@ fn attach(cont: &Container, rest: &[String]) -> Result<i32, String> {
     if rest.len() < n + 2 || rest[n] != "--" {
         return Err("attach needs ENV... -- COMMAND".into());
     }
-    let env: Vec<CString> = rest[..n].iter().map(|s| cstring(s)).collect::<Result<_, _>>()?;
-    let argv: Vec<CString> = rest[n + 1..].iter().map(|s| cstring(s)).collect::<Result<_, _>>()?;
+    let env: Vec<CString> = rest[..n]
+        .iter()
+        .map(|s| cstring(s))
+        .collect::<Result<_, _>>()?;
+    let argv: Vec<CString> = rest[n + 1..]
+        .iter()
+        .map(|s| cstring(s))
+        .collect::<Result<_, _>>()?;
     let mut env_ptrs: Vec<*mut c_char> = env.iter().map(|s| s.as_ptr().cast_mut()).collect();
     env_ptrs.push(ptr::null_mut());
     let mut argv_ptrs: Vec<*mut c_char> = argv.iter().map(|s| s.as_ptr().cast_mut()).collect();

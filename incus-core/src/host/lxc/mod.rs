@@ -27,6 +27,9 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncBufReadExt, AsyncRead, ReadBuf};
 use tokio::process::Command;
 
+/// How long a helper action (beyond a shutdown's own timeout) may take.
+const HELPER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The liblxc container driver.
 pub struct LxcDriver {
     helper: PathBuf,
@@ -70,15 +73,41 @@ impl LxcDriver {
         ]
     }
 
-    async fn run_helper(&self, action: &str, spec: &InstanceSpec, extra: &[String]) -> Result<(i32, String)> {
+    async fn run_helper(
+        &self,
+        action: &str,
+        spec: &InstanceSpec,
+        extra: &[String],
+    ) -> Result<(i32, String)> {
         let mut args = self.base_args(action, spec);
         args.extend(extra.iter().cloned());
-        let out = Command::new(&self.helper)
+        // Every helper call has a deadline: a wedged liblxc call must not hang the engine.
+        let deadline = HELPER_DEADLINE
+            + extra
+                .first()
+                .and_then(|s| s.parse::<u64>().ok())
+                .map(std::time::Duration::from_secs)
+                .unwrap_or_default();
+        let child = Command::new(&self.helper)
             .args(&args)
             .stdin(Stdio::null())
-            .output()
-            .await
-            .map_err(|e| Error::internal(format!("Failed to run {}: {e}", self.helper.display())))?;
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| {
+                Error::internal(format!("Failed to run {}: {e}", self.helper.display()))
+            })?;
+        let out = match tokio::time::timeout(deadline, child.wait_with_output()).await {
+            Ok(r) => r.map_err(|e| Error::internal(format!("liblxc helper on {action}: {e}")))?,
+            Err(_) => {
+                return Err(Error::internal(format!(
+                    "liblxc helper timed out after {}s on {action} of {:?}",
+                    deadline.as_secs(),
+                    spec.name
+                )));
+            }
+        };
         let code = out.status.code().unwrap_or(1);
         if code == 1 || code == 2 {
             let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
@@ -95,7 +124,8 @@ impl LxcDriver {
         std::fs::create_dir_all(&spec.log_dir).map_err(|e| Error::io(spec.log_dir.display(), e))?;
         std::fs::create_dir_all(&self.lxcpath).map_err(|e| Error::io(self.lxcpath.display(), e))?;
         let seccomp = spec.log_dir.join("lxc.seccomp");
-        std::fs::write(&seccomp, config::SECCOMP_POLICY).map_err(|e| Error::io(seccomp.display(), e))?;
+        std::fs::write(&seccomp, config::SECCOMP_POLICY)
+            .map_err(|e| Error::io(seccomp.display(), e))?;
         let devices_dir = spec.log_dir.join("devices");
         let text = config::render(spec, &self.facts, &seccomp, &|name, dev| {
             resolve_node(&devices_dir, name, dev)
@@ -135,7 +165,11 @@ fn resolve_node(devices_dir: &Path, name: &str, dev: &crate::api::ConfigMap) -> 
     use std::os::unix::fs::MetadataExt;
     let block = dev.get("type").map(String::as_str) == Some("unix-block");
     let kind = if block { 'b' } else { 'c' };
-    let host = dev.get("source").or_else(|| dev.get("path")).cloned().unwrap_or_default();
+    let host = dev
+        .get("source")
+        .or_else(|| dev.get("path"))
+        .cloned()
+        .unwrap_or_default();
     match std::fs::metadata(&host) {
         Ok(md) => {
             let ft = md.file_type();
@@ -159,20 +193,27 @@ fn resolve_node(devices_dir: &Path, name: &str, dev: &crate::api::ConfigMap) -> 
                 dev.get("minor").and_then(|v| v.parse::<u32>().ok()),
             ) else {
                 if dev.get("required").is_some_and(|v| v == "false") {
-                    return Err(Error::invalid(format!("Device {name:?}: optional device missing")));
+                    return Err(Error::invalid(format!(
+                        "Device {name:?}: optional device missing"
+                    )));
                 }
                 return Err(Error::invalid(format!(
                     "Device {name:?}: {host:?} does not exist and no major/minor given"
                 )));
             };
-            std::fs::create_dir_all(devices_dir).map_err(|e| Error::io(devices_dir.display(), e))?;
+            std::fs::create_dir_all(devices_dir)
+                .map_err(|e| Error::io(devices_dir.display(), e))?;
             let node = devices_dir.join(format!("unix.{name}"));
             let _ = std::fs::remove_file(&node);
             let mode = dev
                 .get("mode")
                 .and_then(|m| u32::from_str_radix(m, 8).ok())
                 .unwrap_or(0o660);
-            let sflag = if block { nix::sys::stat::SFlag::S_IFBLK } else { nix::sys::stat::SFlag::S_IFCHR };
+            let sflag = if block {
+                nix::sys::stat::SFlag::S_IFBLK
+            } else {
+                nix::sys::stat::SFlag::S_IFCHR
+            };
             nix::sys::stat::mknod(
                 &node,
                 sflag,
@@ -180,7 +221,12 @@ fn resolve_node(devices_dir: &Path, name: &str, dev: &crate::api::ConfigMap) -> 
                 nix::sys::stat::makedev(u64::from(major), u64::from(minor)),
             )
             .map_err(|e| Error::internal(format!("Device {name:?}: mknod failed: {e}")))?;
-            Ok(DeviceNode { kind, major, minor, host_path: node.display().to_string() })
+            Ok(DeviceNode {
+                kind,
+                major,
+                minor,
+                host_path: node.display().to_string(),
+            })
         }
     }
 }
@@ -205,7 +251,8 @@ impl InstanceDriver for LxcDriver {
             .map_err(|_| Error::internal(format!("liblxc helper gave no init pid: {out:?}")))?;
         let start = proc_start_time(pid).unwrap_or(0);
         let rec = Self::pid_record(spec);
-        std::fs::write(&rec, format!("{pid} {start}\n")).map_err(|e| Error::io(rec.display(), e))?;
+        std::fs::write(&rec, format!("{pid} {start}\n"))
+            .map_err(|e| Error::io(rec.display(), e))?;
         Ok(pid)
     }
 
@@ -278,7 +325,9 @@ impl InstanceDriver for LxcDriver {
         let (pid_read, pid_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| Error::internal(format!("pipe: {e}")))?;
         let mut cmd = Command::new(&self.helper);
-        cmd.args(&args).env("INCUS_HELPER_PIDFD", "3").kill_on_drop(false);
+        cmd.args(&args)
+            .env("INCUS_HELPER_PIDFD", "3")
+            .kill_on_drop(false);
         let pid_write_raw = pid_write.as_raw_fd();
         // SAFETY: the closure runs in the forked child before exec and only calls dup2, which
         // is async-signal-safe; it makes the pid pipe fd 3 (without close-on-exec).
@@ -293,50 +342,73 @@ impl InstanceDriver for LxcDriver {
         let mut master: Option<OwnedFd> = None;
         match req.stdio {
             ExecStdio::Pipes => {
-                cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+                cmd.stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped());
             }
             ExecStdio::Pty(cols, rows) => {
-                let ws = nix::pty::Winsize { ws_row: rows.max(1), ws_col: cols.max(1), ws_xpixel: 0, ws_ypixel: 0 };
+                let ws = nix::pty::Winsize {
+                    ws_row: rows.max(1),
+                    ws_col: cols.max(1),
+                    ws_xpixel: 0,
+                    ws_ypixel: 0,
+                };
                 let pty = nix::pty::openpty(Some(&ws), None)
                     .map_err(|e| Error::internal(format!("openpty: {e}")))?;
-                let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| Error::internal(format!("dup: {e}")));
+                let dup = |fd: &OwnedFd| {
+                    fd.try_clone()
+                        .map_err(|e| Error::internal(format!("dup: {e}")))
+                };
                 cmd.stdin(Stdio::from(dup(&pty.slave)?))
                     .stdout(Stdio::from(dup(&pty.slave)?))
                     .stderr(Stdio::from(pty.slave));
                 master = Some(pty.master);
             }
         }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| Error::internal(format!("Failed to run {}: {e}", self.helper.display())))?;
+        let mut child = cmd.spawn().map_err(|e| {
+            Error::internal(format!("Failed to run {}: {e}", self.helper.display()))
+        })?;
         drop(pid_write);
         drop(cmd);
 
         let receiver = tokio::net::unix::pipe::Receiver::from_owned_fd(pid_read)
             .map_err(|e| Error::internal(format!("pid pipe: {e}")))?;
         let mut line = String::new();
-        let _ = tokio::io::BufReader::new(receiver).read_line(&mut line).await;
+        let mut reader = tokio::io::BufReader::new(receiver);
+        let read = reader.read_line(&mut line);
+        if tokio::time::timeout(HELPER_DEADLINE, read).await.is_err() {
+            let _ = child.start_kill();
+            return Err(Error::internal(format!(
+                "liblxc helper timed out attaching to {:?}",
+                spec.name
+            )));
+        }
         let pid: Option<i32> = line.trim().parse().ok();
 
-        let (stdin, stdout, stderr): (Option<crate::drivers::BoxWriter>, Option<crate::drivers::BoxReader>, Option<crate::drivers::BoxReader>) =
-            match &master {
-                None => (
-                    child.stdin.take().map(|s| Box::pin(s) as _),
-                    child.stdout.take().map(|s| Box::pin(s) as _),
-                    child.stderr.take().map(|s| Box::pin(s) as _),
-                ),
-                Some(m) => {
-                    let file = |fd: &OwnedFd| -> Result<tokio::fs::File> {
-                        let f = fd.try_clone().map_err(|e| Error::internal(format!("dup: {e}")))?;
-                        Ok(tokio::fs::File::from_std(std::fs::File::from(f)))
-                    };
-                    (
-                        Some(Box::pin(file(m)?)),
-                        Some(Box::pin(PtyReader(file(m)?))),
-                        None,
-                    )
-                }
-            };
+        let (stdin, stdout, stderr): (
+            Option<crate::drivers::BoxWriter>,
+            Option<crate::drivers::BoxReader>,
+            Option<crate::drivers::BoxReader>,
+        ) = match &master {
+            None => (
+                child.stdin.take().map(|s| Box::pin(s) as _),
+                child.stdout.take().map(|s| Box::pin(s) as _),
+                child.stderr.take().map(|s| Box::pin(s) as _),
+            ),
+            Some(m) => {
+                let file = |fd: &OwnedFd| -> Result<tokio::fs::File> {
+                    let f = fd
+                        .try_clone()
+                        .map_err(|e| Error::internal(format!("dup: {e}")))?;
+                    Ok(tokio::fs::File::from_std(std::fs::File::from(f)))
+                };
+                (
+                    Some(Box::pin(file(m)?)),
+                    Some(Box::pin(PtyReader(file(m)?))),
+                    None,
+                )
+            }
+        };
         Ok(ExecProcess {
             stdin,
             stdout,
@@ -350,7 +422,11 @@ impl InstanceDriver for LxcDriver {
 struct PtyReader(tokio::fs::File);
 
 impl AsyncRead for PtyReader {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         match Pin::new(&mut self.0).poll_read(cx, buf) {
             Poll::Ready(Err(e)) if e.raw_os_error() == Some(libc::EIO) => Poll::Ready(Ok(())),
             other => other,
@@ -367,7 +443,9 @@ struct LxcExec {
 #[async_trait]
 impl ExecControl for LxcExec {
     fn signal(&self, signal: i32) -> Result<()> {
-        let pid = self.pid.ok_or_else(|| Error::busy("The command is not running"))?;
+        let pid = self
+            .pid
+            .ok_or_else(|| Error::busy("The command is not running"))?;
         let sig = nix::sys::signal::Signal::try_from(signal)
             .map_err(|_| Error::invalid(format!("Invalid signal {signal}")))?;
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig)
@@ -375,19 +453,34 @@ impl ExecControl for LxcExec {
     }
 
     fn resize(&self, cols: u16, rows: u16) -> Result<()> {
-        let m = self.master.as_ref().ok_or_else(|| Error::invalid("Not an interactive command"))?;
-        let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+        let m = self
+            .master
+            .as_ref()
+            .ok_or_else(|| Error::invalid("Not an interactive command"))?;
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
         // SAFETY: TIOCSWINSZ reads a valid winsize from our stack into the pty we own.
         let r = unsafe { libc::ioctl(m.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
         if r < 0 {
-            return Err(Error::internal(format!("resize: {}", std::io::Error::last_os_error())));
+            return Err(Error::internal(format!(
+                "resize: {}",
+                std::io::Error::last_os_error()
+            )));
         }
         Ok(())
     }
 
     async fn wait(&mut self) -> Result<i32> {
         use std::os::unix::process::ExitStatusExt;
-        let st = self.child.wait().await.map_err(|e| Error::internal(format!("wait: {e}")))?;
+        let st = self
+            .child
+            .wait()
+            .await
+            .map_err(|e| Error::internal(format!("wait: {e}")))?;
         self.pid = None;
         Ok(st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0)))
     }
