@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
 # The test command: formatting, lints, then every test, with the privileged tests enabled when
-# run as root (INCUS_TEST_PRIVILEGED=1). Must run from the repository root or anywhere below.
+# run as root (INCUS_TEST_PRIVILEGED=1). Ends with one summary line, "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ]; then export INCUS_TEST_PRIVILEGED=${INCUS_TEST_PRIVILEGED:-1}; fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --locked 2>&1 | tee "$log" || status=$?
+if grep -q '^SKIPPED ' "$log"; then
+  echo "note: some privileged tests were skipped (see SKIPPED lines above)"
+fi
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "%d passed, %d failed\n", p, f }' "$log"
+exit "$status"

@@ -9,7 +9,7 @@
 
 use incus_core::api;
 use incus_core::drivers::DriverRegistry;
-use incus_core::host::{FileContent, FilePut, Host, HostConfig, ImageImport};
+use incus_core::host::{FileAttrs, FileContent, FilePut, Host, HostConfig, ImageImport};
 use std::time::Instant;
 
 #[tokio::main]
@@ -74,8 +74,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         data: b"changed\n".to_vec(),
         append: false,
     };
-    host.file_put(project, &name, "/etc/motd", put, None, None, Some(0o644))
-        .await?;
+    host.file_put(
+        project,
+        &name,
+        "/etc/motd",
+        put,
+        FileAttrs {
+            mode: Some(0o644),
+            ..Default::default()
+        },
+    )
+    .await?;
     host.restore_snapshot(project, &name, "before")
         .await?
         .wait()

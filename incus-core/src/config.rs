@@ -315,26 +315,24 @@ pub fn validate_device(name: &str, dev: &ConfigMap) -> Result<()> {
                 return bad("\"size\" is not supported on this storage driver");
             }
         }
-        "nic" => {
-            if dev.get("nictype").is_none() && dev.get("network").is_none() {
-                return bad("nic devices need \"nictype\" or \"network\"");
-            }
+        "nic" if dev.get("nictype").is_none() && dev.get("network").is_none() => {
+            return bad("nic devices need \"nictype\" or \"network\"");
         }
         "unix-char" | "unix-block" => {
             if dev.get("source").is_none() && dev.get("path").is_none() {
                 return bad("need \"source\" or \"path\"");
             }
             for k in ["major", "minor", "uid", "gid"] {
-                if let Some(v) = dev.get(k) {
-                    if v.parse::<u32>().is_err() {
-                        return bad(&format!("{k:?} must be a number"));
-                    }
+                if let Some(v) = dev.get(k)
+                    && v.parse::<u32>().is_err()
+                {
+                    return bad(&format!("{k:?} must be a number"));
                 }
             }
-            if let Some(m) = dev.get("mode") {
-                if u32::from_str_radix(m, 8).is_err() {
-                    return bad("\"mode\" must be octal");
-                }
+            if let Some(m) = dev.get("mode")
+                && u32::from_str_radix(m, 8).is_err()
+            {
+                return bad("\"mode\" must be octal");
             }
         }
         _ => {}
@@ -352,7 +350,7 @@ pub fn expand(
 ) -> (ConfigMap, DevicesMap) {
     let mut ec = ConfigMap::new();
     let mut ed = DevicesMap::new();
-    for (pc, pd) in profiles.iter().copied() {
+    for (pc, pd) in profiles {
         ec.extend(pc.iter().map(|(k, v)| (k.clone(), v.clone())));
         ed.extend(pd.iter().map(|(k, v)| (k.clone(), v.clone())));
     }

@@ -5,7 +5,7 @@
 use incus_core::ErrorKind;
 use incus_core::api;
 use incus_core::drivers::DriverRegistry;
-use incus_core::host::{FileContent, FilePut, Host, HostConfig, ImageImport};
+use incus_core::host::{FileAttrs, FileContent, FilePut, Host, HostConfig, ImageImport};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -246,9 +246,11 @@ async fn files_snapshots_and_lifecycle() {
         "c2",
         "/root/f.txt",
         put,
-        Some(1000),
-        Some(1001),
-        Some(0o640),
+        FileAttrs {
+            uid: Some(1000),
+            gid: Some(1001),
+            mode: Some(0o640),
+        },
     )
     .await
     .expect("push");
@@ -274,9 +276,10 @@ async fn files_snapshots_and_lifecycle() {
         "c2",
         "/root/d",
         FilePut::Directory,
-        None,
-        None,
-        Some(0o700),
+        FileAttrs {
+            mode: Some(0o700),
+            ..Default::default()
+        },
     )
     .await
     .expect("mkdir");
@@ -287,9 +290,7 @@ async fn files_snapshots_and_lifecycle() {
         FilePut::Symlink {
             target: "/etc/hostname".into(),
         },
-        None,
-        None,
-        None,
+        FileAttrs::default(),
     )
     .await
     .expect("symlink");
@@ -317,9 +318,15 @@ async fn files_snapshots_and_lifecycle() {
         other => panic!("{other:?}"),
     }
     assert!(
-        host.file_put(P, "c2", "relative", FilePut::Directory, None, None, None)
-            .await
-            .is_err()
+        host.file_put(
+            P,
+            "c2",
+            "relative",
+            FilePut::Directory,
+            FileAttrs::default()
+        )
+        .await
+        .is_err()
     );
     assert!(
         host.file_put(
@@ -327,9 +334,10 @@ async fn files_snapshots_and_lifecycle() {
             "c2",
             "/root/x",
             FilePut::Directory,
-            Some(70000),
-            None,
-            None
+            FileAttrs {
+                uid: Some(70000),
+                ..Default::default()
+            }
         )
         .await
         .is_err()

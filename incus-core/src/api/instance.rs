@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 /// The writable part of an instance (`InstancePut`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
+#[derive(Default)]
 pub struct InstancePut {
     /// Architecture name (`x86_64`).
     pub architecture: String,
@@ -25,21 +26,6 @@ pub struct InstancePut {
     pub stateful: bool,
     /// Description.
     pub description: String,
-}
-
-impl Default for InstancePut {
-    fn default() -> Self {
-        InstancePut {
-            architecture: String::new(),
-            config: ConfigMap::new(),
-            devices: DevicesMap::new(),
-            ephemeral: false,
-            profiles: Vec::new(),
-            restore: String::new(),
-            stateful: false,
-            description: String::new(),
-        }
-    }
 }
 
 /// An instance (`Instance`).
@@ -466,6 +452,7 @@ pub struct InstanceSnapshotPost {
 /// Exec request (`InstanceExecPost`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
+#[derive(Default)]
 pub struct InstanceExecPost {
     /// Command and arguments.
     pub command: Vec<String>,
@@ -489,23 +476,6 @@ pub struct InstanceExecPost {
     pub group: Option<u32>,
     /// Working directory (pylxd sends null).
     pub cwd: Option<String>,
-}
-
-impl Default for InstanceExecPost {
-    fn default() -> Self {
-        InstanceExecPost {
-            command: Vec::new(),
-            wait_for_websocket: false,
-            interactive: false,
-            environment: ConfigMap::new(),
-            width: 0,
-            height: 0,
-            record_output: false,
-            user: None,
-            group: None,
-            cwd: None,
-        }
-    }
 }
 
 /// Exec control message (`InstanceExecControl`).

@@ -232,7 +232,7 @@ pub fn extract(r: impl Read, dest: &Path, prefix: Option<&Path>) -> Result<usize
         let _ = rustix::fs::utimensat(&parent, &name, &ts, AtFlags::SYMLINK_NOFOLLOW);
     }
     // Directory modes and times last, deepest first, so that writing into them worked.
-    dirs.sort_by(|a, b| b.0.components().count().cmp(&a.0.components().count()));
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.0.components().count()));
     for (rel, mode, mtime) in dirs {
         let d = open_in_root(&root, &rel)?;
         rustix::fs::fchmod(d.as_fd(), Mode::from_raw_mode(mode)).map_err(|e| os(&rel, e))?;

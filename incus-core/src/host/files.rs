@@ -49,6 +49,18 @@ pub enum FileContent {
     },
 }
 
+/// Ownership and mode for [`Host::file_put`], in container ids. `None` keeps the existing
+/// value on overwrite; new files get uid 0, gid 0 and mode 0644 (0755 for directories).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FileAttrs {
+    /// Owner.
+    pub uid: Option<u32>,
+    /// Group.
+    pub gid: Option<u32>,
+    /// Permission bits.
+    pub mode: Option<u32>,
+}
+
 /// What to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FilePut {
@@ -191,8 +203,8 @@ impl Host {
                 )
                 .map_err(|e| errno(path, e))?;
                 let mut entries = Vec::new();
-                let mut it = rustix::fs::Dir::read_from(&d).map_err(|e| errno(path, e))?;
-                while let Some(ent) = it.next() {
+                let it = rustix::fs::Dir::read_from(&d).map_err(|e| errno(path, e))?;
+                for ent in it {
                     let ent = ent.map_err(|e| errno(path, e))?;
                     let n = ent.file_name().to_string_lossy().into_owned();
                     if n != "." && n != ".." {
@@ -232,22 +244,20 @@ impl Host {
         }
     }
 
-    /// Writes a path inside an instance. `uid`, `gid` and `mode` default to 0, 0 and 0644
-    /// (0755 for directories) for new files, and keep the existing values on overwrite.
+    /// Writes a path inside an instance with the ownership and mode of `attrs`.
     pub async fn file_put(
         &self,
         project: &str,
         name: &str,
         path: &str,
         what: FilePut,
-        uid: Option<u32>,
-        gid: Option<u32>,
-        mode: Option<u32>,
+        attrs: FileAttrs,
     ) -> Result<()> {
-        if let Some(m) = mode {
-            if m > 0o7777 {
-                return Err(Error::invalid(format!("Invalid mode {m:o}")));
-            }
+        let FileAttrs { uid, gid, mode } = attrs;
+        if let Some(m) = mode
+            && m > 0o7777
+        {
+            return Err(Error::invalid(format!("Invalid mode {m:o}")));
         }
         let root_path = self.instance_root(project, name).await?;
         let root = rustix::fs::open(
@@ -412,8 +422,8 @@ fn delete_at(dir: &OwnedFd, name: &std::ffi::OsStr, recursive: bool, path: &str)
         )
         .map_err(|e| errno(path, e))?;
         let mut names = Vec::new();
-        let mut it = rustix::fs::Dir::read_from(&d).map_err(|e| errno(path, e))?;
-        while let Some(ent) = it.next() {
+        let it = rustix::fs::Dir::read_from(&d).map_err(|e| errno(path, e))?;
+        for ent in it {
             let ent = ent.map_err(|e| errno(path, e))?;
             let n = ent.file_name().to_bytes().to_vec();
             if n != b"." && n != b".." {

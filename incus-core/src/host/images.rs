@@ -142,11 +142,11 @@ impl Host {
         }
         let dest = self.image_file(&fp);
         copy_file(&req.metadata, &dest)?;
-        if let Some(r) = &req.rootfs {
-            if let Err(e) = copy_file(r, &dest.with_extension("rootfs")) {
-                let _ = std::fs::remove_file(&dest);
-                return Err(e);
-            }
+        if let Some(r) = &req.rootfs
+            && let Err(e) = copy_file(r, &dest.with_extension("rootfs"))
+        {
+            let _ = std::fs::remove_file(&dest);
+            return Err(e);
         }
         let mut properties = metadata.properties.clone();
         properties.extend(req.properties.clone());

@@ -18,7 +18,7 @@ pub mod ops;
 mod state;
 mod templates;
 
-pub use files::{FileContent, FilePut};
+pub use files::{FileAttrs, FileContent, FilePut};
 pub use images::ImageImport;
 pub use ops::{Events, OpContext, Operation};
 

@@ -234,10 +234,10 @@ impl Operations {
                         StatusCode::Failure
                     }
                 };
-                if let Err(e) = &result {
-                    if let Ok(mut k) = st.error_kind.lock() {
-                        *k = Some(e.kind());
-                    }
+                if let Err(e) = &result
+                    && let Ok(mut k) = st.error_kind.lock()
+                {
+                    *k = Some(e.kind());
                 }
                 op.status = status.as_str().into();
                 op.status_code = status.code();
@@ -280,7 +280,7 @@ impl Operations {
             .filter(|s| project.is_none_or(|p| s.project == p))
             .filter_map(|s| s.op.lock().ok().map(|o| o.clone()))
             .collect();
-        v.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        v.sort_by_key(|a| a.created_at);
         v
     }
 }
