@@ -184,6 +184,89 @@ async fn launch_exec_and_stdin() {
         String::from_utf8_lossy(&out)
     );
 
+    // Window resize reaches the pty.
+    let req = api::InstanceExecPost {
+        command: vec!["sh".into(), "-c".into(), "sleep 1; stty size".into()],
+        interactive: true,
+        width: 80,
+        height: 24,
+        ..Default::default()
+    };
+    let mut p = host.exec(P, "c1", &req).await.expect("exec pty");
+    p.control.resize(120, 40).expect("resize");
+    let mut out = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(p.stdout.as_mut().expect("pty"), &mut out)
+        .await
+        .expect("read pty");
+    assert_eq!(p.control.wait().await.expect("wait"), 0);
+    assert!(
+        String::from_utf8_lossy(&out).contains("40 120"),
+        "{:?}",
+        String::from_utf8_lossy(&out)
+    );
+
+    // The console log has what init printed.
+    assert!(
+        host.console_log(P, "c1")
+            .expect("console")
+            .contains("busybox init ready: c1")
+    );
+
+    // Config, devices and profiles can be updated; bad updates change nothing.
+    let mut prof = api::ProfilesPost {
+        name: "extra".into(),
+        ..Default::default()
+    };
+    prof.put
+        .config
+        .insert("environment.FROM_PROFILE".into(), "yes".into());
+    host.create_profile(P, prof).expect("profile");
+    let mut put = host.get_instance(P, "c1").await.expect("get").put;
+    put.config.insert("user.note".into(), "hello".into());
+    put.profiles.push("extra".into());
+    host.update_instance(P, "c1", put.clone())
+        .await
+        .expect("update");
+    let inst = host.get_instance(P, "c1").await.expect("get");
+    assert_eq!(inst.expanded_config["environment.FROM_PROFILE"], "yes");
+    assert_eq!(inst.put.config["user.note"], "hello");
+    assert!(
+        inst.put.config.contains_key("volatile.base_image"),
+        "volatile keys kept"
+    );
+    let (_, out, _) = host
+        .exec_output(P, "c1", &["sh", "-c", "echo $FROM_PROFILE"], b"")
+        .await
+        .expect("exec");
+    assert_eq!(out, b"yes\n", "profile environment reaches exec at once");
+    let mut bad = put.clone();
+    bad.config
+        .insert("volatile.base_image".into(), "changed".into());
+    assert_eq!(
+        host.update_instance(P, "c1", bad).await.unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    let mut bad = put.clone();
+    bad.config.insert("limits.nope".into(), "1".into());
+    assert_eq!(
+        host.update_instance(P, "c1", bad).await.unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        host.delete_profile(P, "extra").unwrap_err().kind(),
+        ErrorKind::Busy,
+        "in use"
+    );
+    assert!(
+        !host
+            .get_instance(P, "c1")
+            .await
+            .expect("get")
+            .put
+            .config
+            .contains_key("limits.nope")
+    );
+
     // Signals reach the command.
     let req = api::InstanceExecPost {
         command: vec!["sleep".into(), "60".into()],
@@ -211,7 +294,25 @@ async fn launch_exec_and_stdin() {
     assert!(state.processes >= 1);
     assert!(state.network.expect("network").contains_key("lo"));
 
+    // Images: export gives the original bytes; delete is refused for nothing, removes files.
+    let img = host.resolve_image(P, "busybox").expect("alias");
+    let (file, rootfs) = host
+        .image_files(P, &img.fingerprint[..12])
+        .expect("export by prefix");
+    assert_eq!(
+        std::fs::read(&file).expect("read"),
+        std::fs::read(images().join("busybox.tar.xz")).expect("read")
+    );
+    assert!(rootfs.is_none());
     cleanup(&host, "c1").await;
+    host.delete_image(P, &img.fingerprint)
+        .await
+        .expect("delete image");
+    assert!(!file.exists(), "image file removed");
+    assert!(
+        host.resolve_image(P, "busybox").is_err(),
+        "alias removed with the image"
+    );
     let mut actions = Vec::new();
     while let Ok(ev) = events.try_recv() {
         if ev.kind == "lifecycle" {

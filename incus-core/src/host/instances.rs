@@ -816,7 +816,7 @@ impl Host {
         &self,
         project: &str,
         name: &str,
-        put: api::InstancePut,
+        mut put: api::InstancePut,
     ) -> Result<Option<Operation>> {
         let current = self.get_instance_record(project, name)?;
         if !put.restore.is_empty() {
@@ -825,6 +825,16 @@ impl Host {
                 .await
                 .map(Some);
         }
+        // A GET-then-PUT round trip sends the volatile keys back: unchanged ones are fine,
+        // changed ones are refused.
+        for (k, v) in &put.config {
+            if k.starts_with("volatile.") && current.put.config.get(k) != Some(v) {
+                return Err(Error::invalid(format!(
+                    "Invalid config key {k:?}: volatile keys are set by the engine only"
+                )));
+            }
+        }
+        put.config.retain(|k, _| !k.starts_with("volatile."));
         let (_, ed) = self.validate_put(project, &put)?;
         let old_pool = current
             .put

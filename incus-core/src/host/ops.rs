@@ -285,6 +285,16 @@ impl Operations {
     }
 }
 
+impl std::fmt::Debug for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let op = self.get();
+        f.debug_struct("Operation")
+            .field("id", &op.id)
+            .field("status", &op.status)
+            .finish()
+    }
+}
+
 impl Operation {
     /// The operation's id.
     pub fn id(&self) -> String {
