@@ -173,11 +173,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             count += 1;
         }
     }
-    if count > 0 {
+    if let (Some(r), Some(p)) = (rss.checked_div(count), pss.checked_div(count)) {
         println!(
-            "per-container monitor (outside this process): RSS {} KiB, PSS {} KiB (over {count})",
-            rss / count,
-            pss / count
+            "per-container monitor (outside this process): RSS {r} KiB, PSS {p} KiB (over {count})"
         );
     }
     for i in 0..n {

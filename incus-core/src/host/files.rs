@@ -202,15 +202,10 @@ impl Host {
                     Mode::empty(),
                 )
                 .map_err(|e| errno(path, e))?;
-                let mut entries = Vec::new();
-                let it = rustix::fs::Dir::read_from(&d).map_err(|e| errno(path, e))?;
-                for ent in it {
-                    let ent = ent.map_err(|e| errno(path, e))?;
-                    let n = ent.file_name().to_string_lossy().into_owned();
-                    if n != "." && n != ".." {
-                        entries.push(n);
-                    }
-                }
+                let mut entries: Vec<String> = dir_names(&d, path)?
+                    .iter()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .collect();
                 entries.sort();
                 Ok(FileContent::Directory {
                     entries,
@@ -407,6 +402,20 @@ impl Host {
     }
 }
 
+/// The entry names of an open directory, without `.` and `..`.
+fn dir_names(d: &OwnedFd, path: &str) -> Result<Vec<std::ffi::OsString>> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut names = Vec::new();
+    for ent in rustix::fs::Dir::read_from(d).map_err(|e| errno(path, e))? {
+        let ent = ent.map_err(|e| errno(path, e))?;
+        let n = ent.file_name().to_bytes();
+        if n != b"." && n != b".." {
+            names.push(std::ffi::OsStr::from_bytes(n).to_owned());
+        }
+    }
+    Ok(names)
+}
+
 fn delete_at(dir: &OwnedFd, name: &std::ffi::OsStr, recursive: bool, path: &str) -> Result<()> {
     let st =
         rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| errno(path, e))?;
@@ -421,18 +430,8 @@ fn delete_at(dir: &OwnedFd, name: &std::ffi::OsStr, recursive: bool, path: &str)
             Mode::empty(),
         )
         .map_err(|e| errno(path, e))?;
-        let mut names = Vec::new();
-        let it = rustix::fs::Dir::read_from(&d).map_err(|e| errno(path, e))?;
-        for ent in it {
-            let ent = ent.map_err(|e| errno(path, e))?;
-            let n = ent.file_name().to_bytes().to_vec();
-            if n != b"." && n != b".." {
-                names.push(n);
-            }
-        }
-        for n in names {
-            use std::os::unix::ffi::OsStrExt;
-            delete_at(&d, std::ffi::OsStr::from_bytes(&n), true, path)?;
+        for n in dir_names(&d, path)? {
+            delete_at(&d, &n, true, path)?;
         }
     }
     rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR).map_err(|e| errno(path, e))

@@ -10,12 +10,13 @@ use super::{DEFAULT_PROJECT, Host, Operation, instance_url, state, templates};
 use crate::api::{self, ConfigMap, StatusCode};
 use crate::config;
 use crate::drivers::{
-    ExecProcess, ExecRequest, ExecStdio, InstanceDriver, InstanceSpec, PowerState, Volume,
-    VolumeType,
+    ExecProcess, ExecRequest, ExecStdio, InstanceDriver, InstanceSpec, PowerState, StorageDriver,
+    Volume, VolumeType,
 };
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Default graceful stop timeout when the request says -1 (Incus waits 600 s; a stop request
@@ -97,6 +98,21 @@ impl Host {
             idmap: (!privileged).then_some(self.inner.idmap),
             log_dir: self.inner.dir.join("logs").join(&sname),
         })
+    }
+
+    /// The storage driver and root volume of an instance.
+    fn root_volume(&self, inst: &api::Instance) -> Result<(Arc<dyn StorageDriver>, Volume)> {
+        let pool = inst
+            .put
+            .config
+            .get("volatile.rootfs.pool")
+            .map(String::as_str)
+            .unwrap_or_default();
+        let vol = Volume::new(
+            VolumeType::Container,
+            storage_name(&inst.project, &inst.name),
+        );
+        Ok((self.pool_driver(pool)?, vol))
     }
 
     pub(crate) fn instance_spec(
@@ -645,23 +661,13 @@ impl Host {
                 "The instance is protected from deletion (security.protection.delete)",
             ));
         }
-        let pool = inst
-            .put
-            .config
-            .get("volatile.rootfs.pool")
-            .cloned()
-            .unwrap_or_default();
-        let driver = self.pool_driver(&pool)?;
+        let (driver, vol) = self.root_volume(&inst)?;
+        // Storage first: a failure leaves the record (and a retry possible), never orphans.
+        driver.delete_volume(&vol).await?;
         self.inner
             .db
             .delete_prefix(Table::Snapshots, project, &format!("{name}/"))?;
         self.inner.db.delete(Table::Instances, project, name)?;
-        driver
-            .delete_volume(&Volume::new(
-                VolumeType::Container,
-                storage_name(project, name),
-            ))
-            .await?;
         let _ = std::fs::remove_dir_all(&spec.log_dir);
         self.inner.events.lifecycle(
             "instance-deleted",
@@ -729,14 +735,7 @@ impl Host {
             move |_| async move {
                 let lock = host.instance_lock(&project, &name);
                 let _g = lock.lock().await;
-                let pool = inst
-                    .put
-                    .config
-                    .get("volatile.rootfs.pool")
-                    .cloned()
-                    .unwrap_or_default();
-                let driver = host.pool_driver(&pool)?;
-                let old_vol = Volume::new(VolumeType::Container, storage_name(&project, &name));
+                let (driver, old_vol) = host.root_volume(&inst)?;
                 driver
                     .rename_volume(&old_vol, &storage_name(&project, &new_name))
                     .await?;
@@ -1117,14 +1116,7 @@ impl Host {
             move |_| async move {
                 let lock = host.instance_lock(&project, &name);
                 let _g = lock.lock().await;
-                let pool = inst
-                    .put
-                    .config
-                    .get("volatile.rootfs.pool")
-                    .cloned()
-                    .unwrap_or_default();
-                let driver = host.pool_driver(&pool)?;
-                let vol = Volume::new(VolumeType::Container, storage_name(&project, &name));
+                let (driver, vol) = host.root_volume(&inst)?;
                 driver.create_snapshot(&vol, &snap_name).await?;
                 let now = chrono::Utc::now();
                 let rec = SnapshotRecord {
@@ -1186,19 +1178,8 @@ impl Host {
             move |_| async move {
                 let lock = host.instance_lock(&project, &name);
                 let _g = lock.lock().await;
-                let driver = host.pool_driver(
-                    inst.put
-                        .config
-                        .get("volatile.rootfs.pool")
-                        .map(String::as_str)
-                        .unwrap_or_default(),
-                )?;
-                driver
-                    .delete_snapshot(
-                        &Volume::new(VolumeType::Container, storage_name(&project, &name)),
-                        &snapshot,
-                    )
-                    .await?;
+                let (driver, vol) = host.root_volume(&inst)?;
+                driver.delete_snapshot(&vol, &snapshot).await?;
                 host.inner
                     .db
                     .delete(Table::Snapshots, &project, &format!("{name}/{snapshot}"))?;
@@ -1248,20 +1229,8 @@ impl Host {
             move |_| async move {
                 let lock = host.instance_lock(&project, &name);
                 let _g = lock.lock().await;
-                let driver = host.pool_driver(
-                    inst.put
-                        .config
-                        .get("volatile.rootfs.pool")
-                        .map(String::as_str)
-                        .unwrap_or_default(),
-                )?;
-                driver
-                    .rename_snapshot(
-                        &Volume::new(VolumeType::Container, storage_name(&project, &name)),
-                        &snapshot,
-                        &new_name,
-                    )
-                    .await?;
+                let (driver, vol) = host.root_volume(&inst)?;
+                driver.rename_snapshot(&vol, &snapshot, &new_name).await?;
                 rec.snapshot.name = new_name.clone();
                 host.inner.db.rename(
                     Table::Snapshots,
@@ -1312,19 +1281,8 @@ impl Host {
                 if was_running {
                     host.inner.lxc.stop(&spec).await?;
                 }
-                let driver = host.pool_driver(
-                    inst.put
-                        .config
-                        .get("volatile.rootfs.pool")
-                        .map(String::as_str)
-                        .unwrap_or_default(),
-                )?;
-                driver
-                    .restore_snapshot(
-                        &Volume::new(VolumeType::Container, storage_name(&project, &name)),
-                        &snapshot,
-                    )
-                    .await?;
+                let (driver, vol) = host.root_volume(&inst)?;
+                driver.restore_snapshot(&vol, &snapshot).await?;
                 let mut rec: api::Instance = host
                     .inner
                     .db
