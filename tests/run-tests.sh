@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ]; then export INCUS_TEST_PRIVILEGED=${INCUS_TEST_PRIVILEGED:-1}; fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The API types, config and driver traits must build without the Linux engine.
+cargo check --locked -p incus-core --no-default-features --lib
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
