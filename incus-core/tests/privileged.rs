@@ -858,6 +858,13 @@ async fn survives_owner_sigkill() {
     assert!(ready, "holder launched its container");
 
     let host = open(dir.path()).await;
+    let mut second = HostConfig::new(dir.path(), DriverRegistry::new());
+    second.helper = Some(PathBuf::from(env!("CARGO_BIN_EXE_incus-helper")));
+    let busy = Host::open(second)
+        .await
+        .err()
+        .expect("one engine per state directory");
+    assert_eq!(busy.kind(), ErrorKind::Busy);
     assert_eq!(
         host.get_instance(P, "held").await.expect("get").status,
         "Running",

@@ -3,8 +3,9 @@
 //! A `Host` owns a state directory laid out like Incus's (`database/`, `storage-pools/`,
 //! `images/`, `containers/`, `logs/`, `devices/`). Its methods mirror the REST API object by
 //! object, with [`crate::api`] types in and out; long actions return an [`Operation`].
-//! Several `Host` values may not share one state directory at once; a new `Host` on a
-//! directory whose previous owner exited (or was killed) finds its running containers again.
+//! One engine per state directory at a time (an exclusive `flock` on `.engine.lock`; a second
+//! `Host::open` fails with `Busy`); a new `Host` on a directory whose previous owner exited
+//! (or was killed) finds its running containers again.
 
 pub mod archive;
 pub mod cgroup;
@@ -62,6 +63,8 @@ impl HostConfig {
 }
 
 pub(crate) struct Inner {
+    /// Held for the engine's lifetime: one engine per state directory.
+    _lock: nix::fcntl::Flock<std::fs::File>,
     pub(crate) dir: PathBuf,
     pub(crate) db: Db,
     registry: DriverRegistry,
@@ -134,6 +137,20 @@ impl Host {
         ] {
             mkdir(&dir.join(sub), mode)?;
         }
+        let lock_path = dir.join(".engine.lock");
+        let lock_file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(lock_path.display(), e))?;
+        let lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+            .map_err(|_| {
+                Error::busy(format!(
+                    "State directory {} is in use by another engine",
+                    dir.display()
+                ))
+            })?;
         let helper = find_helper(config.helper.as_deref())?;
         let idmap = match config.idmap {
             Some(m) => m,
@@ -143,6 +160,7 @@ impl Host {
         let tag = short_hash(&dir.display().to_string());
         let events = Events::default();
         let inner = Inner {
+            _lock: lock,
             lxc: lxc::LxcDriver::new(helper, dir.join("containers"), tag),
             dir: dir.clone(),
             db,
