@@ -18,6 +18,7 @@ pub mod api;
 pub mod config;
 pub mod drivers;
 pub mod error;
+pub mod filter;
 
 #[cfg(all(feature = "host", target_os = "linux"))]
 pub mod host;

@@ -1,7 +1,72 @@
-//! `incusd`: the Incus REST API daemon. Not written yet (see the daemon issue); the engine it
-//! will serve is `incus_core::host::Host`, usable today as a library.
+//! `incusd`: serves the embedded engine over the Incus REST API on a unix socket.
+//!
+//! `incusd [--dir PATH]` (default `$INCUS_DIR`, else `/var/lib/incus`). SIGTERM and SIGINT
+//! stop the daemon and leave instances running. `incusd forklxc ...` is the hidden
+//! single-threaded liblxc helper the engine re-executes; it runs before any thread exists.
+
+use incus_core::drivers::DriverRegistry;
+use incus_core::host::{Host, HostConfig};
 
 fn main() {
-    eprintln!("incusd: the REST API daemon is not implemented yet; use the incus-core library");
-    std::process::exit(1);
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("forklxc") {
+        // Single-threaded from here to exit: no runtime has been started.
+        std::process::exit(incus_core::host::lxc::helper::main(&args[2..]));
+    }
+    let mut dir = std::env::var("INCUS_DIR").unwrap_or_else(|_| "/var/lib/incus".into());
+    let mut it = args.into_iter().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--dir" => dir = it.next().unwrap_or_default(),
+            "--help" | "-h" => {
+                println!("usage: incusd [--dir PATH]   (default $INCUS_DIR or /var/lib/incus)");
+                return;
+            }
+            other => {
+                eprintln!("incusd: unknown argument {other:?}");
+                std::process::exit(2);
+            }
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("incusd: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = runtime.block_on(run(dir)) {
+        eprintln!("incusd: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(dir: String) -> Result<(), Box<dyn std::error::Error>> {
+    let mut drivers = DriverRegistry::new();
+    incus_storage::register_all(&mut drivers);
+    let mut config = HostConfig::new(&dir, drivers);
+    config.helper = Some(std::env::current_exe()?);
+    config.helper_args = vec!["forklxc".into()];
+    let host = Host::open(config).await?;
+    let socket = std::path::Path::new(&dir).join("unix.socket");
+    let daemon = incus_daemon::Daemon::new(host);
+    let shutdown = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async {
+                match term.as_mut() {
+                    Some(t) => { t.recv().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => {}
+        }
+    };
+    incus_daemon::serve_unix(daemon, &socket, shutdown)
+        .await
+        .map_err(|e| format!("{}: {e}", socket.display()).into())
 }

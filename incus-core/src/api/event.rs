@@ -60,5 +60,6 @@ pub struct EventLogging {
     /// `debug`, `info`, `warning`, `error`.
     pub level: String,
     /// Structured context.
+    #[serde(deserialize_with = "super::null_default")]
     pub context: ConfigMap,
 }

@@ -11,12 +11,14 @@ pub struct ImagePut {
     /// Auto-update from its source.
     pub auto_update: bool,
     /// Properties (`os`, `release`, `description`, ...).
+    #[serde(deserialize_with = "super::null_default")]
     pub properties: ConfigMap,
     /// Visible to untrusted clients.
     pub public: bool,
     /// Expiry.
     pub expires_at: Timestamp,
     /// Profiles applied to new instances.
+    #[serde(deserialize_with = "super::null_default")]
     pub profiles: Vec<String>,
 }
 
@@ -66,6 +68,7 @@ pub struct Image {
     #[serde(flatten)]
     pub put: ImagePut,
     /// Aliases pointing at it.
+    #[serde(deserialize_with = "super::null_default")]
     pub aliases: Vec<ImageAlias>,
     /// Architecture.
     pub architecture: String,
@@ -162,6 +165,7 @@ pub struct ImagesPost {
     /// `unified` or `split`.
     pub format: String,
     /// Aliases to create.
+    #[serde(deserialize_with = "super::null_default")]
     pub aliases: Vec<ImageAliasesPostEntry>,
 }
 
@@ -203,12 +207,14 @@ pub struct ImageAliasesPost {
 #[serde(default)]
 pub struct ImageMetadataTemplate {
     /// Triggers: `create`, `copy`, `start`, `rename`.
+    #[serde(deserialize_with = "super::null_default")]
     pub when: Vec<String>,
     /// Only create the file if missing.
     pub create_only: bool,
     /// Template file under `templates/`.
     pub template: String,
     /// Template properties.
+    #[serde(deserialize_with = "super::null_default")]
     pub properties: ConfigMap,
     /// Owner uid (as a string in the YAML).
     pub uid: String,
@@ -229,7 +235,9 @@ pub struct ImageMetadata {
     /// Unix expiry time.
     pub expiry_date: i64,
     /// Properties.
+    #[serde(deserialize_with = "super::null_default")]
     pub properties: ConfigMap,
     /// Templates by target path.
+    #[serde(deserialize_with = "super::null_default")]
     pub templates: BTreeMap<String, ImageMetadataTemplate>,
 }

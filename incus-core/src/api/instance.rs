@@ -12,12 +12,15 @@ pub struct InstancePut {
     /// Architecture name (`x86_64`).
     pub architecture: String,
     /// Instance configuration.
+    #[serde(deserialize_with = "super::null_default")]
     pub config: ConfigMap,
     /// Instance devices.
+    #[serde(deserialize_with = "super::null_default")]
     pub devices: DevicesMap,
     /// Whether the instance is deleted when it stops.
     pub ephemeral: bool,
     /// Profiles applied, in order.
+    #[serde(deserialize_with = "super::null_default")]
     pub profiles: Vec<String>,
     /// A snapshot to restore (PUT only).
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -38,8 +41,10 @@ pub struct Instance {
     /// Creation time.
     pub created_at: Timestamp,
     /// Config after profile expansion.
+    #[serde(deserialize_with = "super::null_default")]
     pub expanded_config: ConfigMap,
     /// Devices after profile expansion.
+    #[serde(deserialize_with = "super::null_default")]
     pub expanded_devices: DevicesMap,
     /// Name.
     pub name: String,
@@ -84,10 +89,12 @@ pub struct InstanceFull {
     #[serde(flatten)]
     pub instance: Instance,
     /// Backups (none yet).
+    #[serde(deserialize_with = "super::null_default")]
     pub backups: Vec<serde_json::Value>,
     /// Live state.
     pub state: Option<InstanceState>,
     /// Snapshots.
+    #[serde(deserialize_with = "super::null_default")]
     pub snapshots: Vec<InstanceSnapshot>,
 }
 
@@ -105,6 +112,7 @@ pub struct InstanceSource {
     /// Image fingerprint (or a unique prefix).
     pub fingerprint: String,
     /// Image properties to match.
+    #[serde(deserialize_with = "super::null_default")]
     pub properties: ConfigMap,
     /// Remote image server URL.
     pub server: String,
@@ -120,6 +128,7 @@ pub struct InstanceSource {
     /// Remote operation URL.
     pub operation: String,
     /// Migration secrets.
+    #[serde(deserialize_with = "super::null_default")]
     pub secrets: BTreeMap<String, String>,
     /// Source instance for `copy`.
     pub source: String,
@@ -293,6 +302,7 @@ pub struct InstanceStateNetworkCounters {
 #[serde(default)]
 pub struct InstanceStateNetwork {
     /// Addresses.
+    #[serde(deserialize_with = "super::null_default")]
     pub addresses: Vec<InstanceStateNetworkAddress>,
     /// Counters.
     pub counters: InstanceStateNetworkCounters,
@@ -334,6 +344,7 @@ pub struct InstanceState {
     /// Status code.
     pub status_code: i32,
     /// Disk usage per disk device.
+    #[serde(deserialize_with = "super::null_default")]
     pub disk: BTreeMap<String, InstanceStateDisk>,
     /// Memory usage.
     pub memory: InstanceStateMemory,
@@ -377,24 +388,29 @@ pub struct InstanceSnapshot {
     /// Architecture.
     pub architecture: String,
     /// Config at snapshot time.
+    #[serde(deserialize_with = "super::null_default")]
     pub config: ConfigMap,
     /// Creation time.
     pub created_at: Timestamp,
     /// Description.
     pub description: String,
     /// Devices at snapshot time.
+    #[serde(deserialize_with = "super::null_default")]
     pub devices: DevicesMap,
     /// Ephemeral flag at snapshot time.
     pub ephemeral: bool,
     /// Expanded config.
+    #[serde(deserialize_with = "super::null_default")]
     pub expanded_config: ConfigMap,
     /// Expanded devices.
+    #[serde(deserialize_with = "super::null_default")]
     pub expanded_devices: DevicesMap,
     /// Last used time.
     pub last_used_at: Timestamp,
     /// Snapshot name (without the instance name).
     pub name: String,
     /// Profiles at snapshot time.
+    #[serde(deserialize_with = "super::null_default")]
     pub profiles: Vec<String>,
     /// Whether the snapshot holds runtime state.
     pub stateful: bool,
@@ -455,6 +471,7 @@ pub struct InstanceSnapshotPost {
 #[derive(Default)]
 pub struct InstanceExecPost {
     /// Command and arguments.
+    #[serde(deserialize_with = "super::null_default")]
     pub command: Vec<String>,
     /// Wait for the websockets before starting.
     #[serde(rename = "wait-for-websocket")]
@@ -462,6 +479,7 @@ pub struct InstanceExecPost {
     /// Allocate a pty.
     pub interactive: bool,
     /// Extra environment.
+    #[serde(deserialize_with = "super::null_default")]
     pub environment: ConfigMap,
     /// Terminal width.
     pub width: i64,
@@ -485,6 +503,7 @@ pub struct InstanceExecControl {
     /// `window-resize` or `signal`.
     pub command: String,
     /// Arguments (`width`, `height`).
+    #[serde(deserialize_with = "super::null_default")]
     pub args: BTreeMap<String, String>,
     /// Signal number.
     pub signal: i32,

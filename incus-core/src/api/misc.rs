@@ -8,10 +8,12 @@ use serde::{Deserialize, Serialize};
 #[serde(default)]
 pub struct ProfilePut {
     /// Config applied to instances.
+    #[serde(deserialize_with = "super::null_default")]
     pub config: ConfigMap,
     /// Description.
     pub description: String,
     /// Devices applied to instances.
+    #[serde(deserialize_with = "super::null_default")]
     pub devices: DevicesMap,
 }
 
@@ -25,6 +27,7 @@ pub struct Profile {
     /// Name.
     pub name: String,
     /// URLs of instances using it.
+    #[serde(deserialize_with = "super::null_default")]
     pub used_by: Vec<String>,
     /// Project.
     pub project: String,
@@ -46,6 +49,7 @@ pub struct ProfilesPost {
 #[serde(default)]
 pub struct ProjectPut {
     /// Config (`features.*`, `limits.*`, `restricted.*`).
+    #[serde(deserialize_with = "super::null_default")]
     pub config: ConfigMap,
     /// Description.
     pub description: String,
@@ -61,6 +65,7 @@ pub struct Project {
     /// Name.
     pub name: String,
     /// URLs of what it contains.
+    #[serde(deserialize_with = "super::null_default")]
     pub used_by: Vec<String>,
 }
 
@@ -80,6 +85,7 @@ pub struct ProjectsPost {
 #[serde(default)]
 pub struct NetworkPut {
     /// Config.
+    #[serde(deserialize_with = "super::null_default")]
     pub config: ConfigMap,
     /// Description.
     pub description: String,
@@ -98,12 +104,14 @@ pub struct Network {
     #[serde(rename = "type")]
     pub kind: String,
     /// URLs of what uses it.
+    #[serde(deserialize_with = "super::null_default")]
     pub used_by: Vec<String>,
     /// Whether the engine manages it.
     pub managed: bool,
     /// `Created`, `Pending`, `Errored`, `Unavailable`, `Unknown`.
     pub status: String,
     /// Cluster members.
+    #[serde(deserialize_with = "super::null_default")]
     pub locations: Vec<String>,
     /// Project.
     pub project: String,

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 #[serde(default)]
 pub struct ServerPut {
     /// Server configuration keys (`core.https_address`, `images.*`, ...).
+    #[serde(deserialize_with = "super::null_default")]
     pub config: ConfigMap,
 }
 
@@ -20,6 +21,7 @@ pub struct ServerUntrusted {
     #[serde(flatten)]
     pub put: ServerPut,
     /// API extensions this server implements.
+    #[serde(deserialize_with = "super::null_default")]
     pub api_extensions: Vec<String>,
     /// `stable` or `development`.
     pub api_status: String,
@@ -30,6 +32,7 @@ pub struct ServerUntrusted {
     /// Whether the server is a public image server.
     pub public: bool,
     /// Supported authentication methods (`tls`, `oidc`).
+    #[serde(deserialize_with = "super::null_default")]
     pub auth_methods: Vec<String>,
 }
 
@@ -69,8 +72,10 @@ pub struct ServerStorageDriverInfo {
 #[serde(default)]
 pub struct ServerEnvironment {
     /// Addresses the API listens on.
+    #[serde(deserialize_with = "super::null_default")]
     pub addresses: Vec<String>,
     /// Supported architectures.
+    #[serde(deserialize_with = "super::null_default")]
     pub architectures: Vec<String>,
     /// Server certificate (PEM).
     pub certificate: String,
@@ -87,10 +92,12 @@ pub struct ServerEnvironment {
     /// Kernel architecture.
     pub kernel_architecture: String,
     /// Kernel features detected.
+    #[serde(deserialize_with = "super::null_default")]
     pub kernel_features: ConfigMap,
     /// Kernel version.
     pub kernel_version: String,
     /// liblxc features detected.
+    #[serde(deserialize_with = "super::null_default")]
     pub lxc_features: ConfigMap,
     /// Host OS name.
     pub os_name: String,
@@ -115,6 +122,7 @@ pub struct ServerEnvironment {
     /// Their versions.
     pub storage_version: String,
     /// Storage drivers supported.
+    #[serde(deserialize_with = "super::null_default")]
     pub storage_supported_drivers: Vec<ServerStorageDriverInfo>,
 }
 

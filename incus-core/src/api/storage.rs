@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 #[serde(default)]
 pub struct StoragePoolPut {
     /// Pool configuration (`source`, `size`, `volume.*`).
+    #[serde(deserialize_with = "super::null_default")]
     pub config: ConfigMap,
     /// Description.
     pub description: String,
@@ -25,10 +26,12 @@ pub struct StoragePool {
     /// Driver (`dir`, `btrfs`, `zfs`, `lvm`).
     pub driver: String,
     /// URLs of what uses it.
+    #[serde(deserialize_with = "super::null_default")]
     pub used_by: Vec<String>,
     /// `Created`, `Pending`, `Errored`, `Unavailable`.
     pub status: String,
     /// Cluster members.
+    #[serde(deserialize_with = "super::null_default")]
     pub locations: Vec<String>,
 }
 
@@ -50,6 +53,7 @@ pub struct StoragePoolsPost {
 #[serde(default)]
 pub struct StorageVolumePut {
     /// Volume configuration.
+    #[serde(deserialize_with = "super::null_default")]
     pub config: ConfigMap,
     /// Description.
     pub description: String,
@@ -71,6 +75,7 @@ pub struct StorageVolume {
     #[serde(rename = "type")]
     pub kind: String,
     /// URLs of what uses it.
+    #[serde(deserialize_with = "super::null_default")]
     pub used_by: Vec<String>,
     /// Cluster member.
     pub location: String,

@@ -819,10 +819,10 @@ impl Host {
     ) -> Result<Option<Operation>> {
         let current = self.get_instance_record(project, name)?;
         if !put.restore.is_empty() {
-            return self
-                .restore_snapshot(project, name, &put.restore)
-                .await
-                .map(Some);
+            // Clients send either `snap` or `instance/snap`.
+            let prefix = format!("{name}/");
+            let snap = put.restore.strip_prefix(&prefix).unwrap_or(&put.restore);
+            return self.restore_snapshot(project, name, snap).await.map(Some);
         }
         // A GET-then-PUT round trip sends the volatile keys back: unchanged ones are fine,
         // changed ones are refused.

@@ -39,6 +39,9 @@ pub struct HostConfig {
     /// The `incus-helper` binary; by default next to the current executable, then its parent
     /// directory (for test and example binaries), then `PATH`.
     pub helper: Option<PathBuf>,
+    /// Arguments put before every helper action (for a binary that hosts the helper as a
+    /// subcommand, as `incusd forklxc` does).
+    pub helper_args: Vec<String>,
     /// The storage and network drivers this engine may use.
     pub drivers: DriverRegistry,
     /// Create a `dir` pool named `default` (and point the default profile's root disk at it)
@@ -55,6 +58,7 @@ impl HostConfig {
         HostConfig {
             state_dir: state_dir.into(),
             helper: None,
+            helper_args: Vec::new(),
             drivers,
             default_dir_pool: true,
             idmap: None,
@@ -161,7 +165,12 @@ impl Host {
         let events = Events::default();
         let inner = Inner {
             _lock: lock,
-            lxc: lxc::LxcDriver::new(helper, dir.join("containers"), tag),
+            lxc: lxc::LxcDriver::new(
+                helper,
+                config.helper_args.clone(),
+                dir.join("containers"),
+                tag,
+            ),
             dir: dir.clone(),
             db,
             registry: config.drivers.clone(),
@@ -257,6 +266,34 @@ impl Host {
     /// The operation `id`.
     pub fn operation(&self, id: &str) -> Result<Operation> {
         self.inner.ops.get(id)
+    }
+
+    /// Starts an operation of `class` whose work is supplied by the caller (the daemon uses this
+    /// for websocket operations such as exec: the work waits for the client's streams).
+    pub fn spawn_operation<F, Fut>(
+        &self,
+        project: &str,
+        class: &str,
+        description: &str,
+        resources: std::collections::BTreeMap<String, Vec<String>>,
+        metadata: Option<serde_json::Map<String, serde_json::Value>>,
+        work: F,
+    ) -> Operation
+    where
+        F: FnOnce(OpContext) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<Option<serde_json::Map<String, serde_json::Value>>>>
+            + Send
+            + 'static,
+    {
+        self.inner.ops.spawn_class(
+            project,
+            class,
+            description,
+            resources,
+            metadata,
+            false,
+            work,
+        )
     }
 
     /// Every known operation of `project` (every project with `None`).

@@ -114,6 +114,15 @@ pub struct OpContext {
 }
 
 impl OpContext {
+    /// The operation's id.
+    pub fn id(&self) -> String {
+        self.state
+            .op
+            .lock()
+            .map(|o| o.id.clone())
+            .unwrap_or_default()
+    }
+
     /// Merges `key: value` into the operation's metadata and publishes the change.
     pub fn set_metadata(&self, key: &str, value: serde_json::Value) {
         let snapshot = {
@@ -169,18 +178,48 @@ impl Operations {
             + Send
             + 'static,
     {
+        self.spawn_class(
+            project,
+            "task",
+            description,
+            resources,
+            None,
+            may_cancel,
+            work,
+        )
+    }
+
+    /// Like [`Operations::spawn`] with an operation class (`task`, `websocket`, `token`) and
+    /// initial metadata (for example a websocket operation's stream secrets).
+    #[allow(clippy::too_many_arguments)]
+    pub fn spawn_class<F, Fut>(
+        &self,
+        project: &str,
+        class: &str,
+        description: &str,
+        resources: BTreeMap<String, Vec<String>>,
+        metadata: Option<serde_json::Map<String, serde_json::Value>>,
+        may_cancel: bool,
+        work: F,
+    ) -> Operation
+    where
+        F: FnOnce(OpContext) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Option<serde_json::Map<String, serde_json::Value>>>>
+            + Send
+            + 'static,
+    {
         let now = chrono::Utc::now();
         let id = uuid::Uuid::new_v4().to_string();
         let op = api::Operation {
             id: id.clone(),
-            class: "task".into(),
+            class: class.into(),
             description: description.into(),
             created_at: now,
             updated_at: now,
             status: StatusCode::Running.as_str().into(),
             status_code: StatusCode::Running.code(),
             resources,
-            metadata: None,
+            metadata,
             may_cancel,
             err: String::new(),
             location: "none".into(),

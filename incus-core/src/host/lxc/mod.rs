@@ -33,6 +33,7 @@ const HELPER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
 /// The liblxc container driver.
 pub struct LxcDriver {
     helper: PathBuf,
+    helper_args: Vec<String>,
     lxcpath: PathBuf,
     cgroup_root: PathBuf,
     facts: HostFacts,
@@ -40,7 +41,7 @@ pub struct LxcDriver {
 
 impl LxcDriver {
     /// A driver running `helper`, keeping liblxc's per-container runtime files in `lxcpath`.
-    pub fn new(helper: PathBuf, lxcpath: PathBuf, tag: String) -> Self {
+    pub fn new(helper: PathBuf, helper_args: Vec<String>, lxcpath: PathBuf, tag: String) -> Self {
         let cgroup_root = PathBuf::from("/sys/fs/cgroup");
         let facts = HostFacts {
             cgroup: cgroup::detect(&cgroup_root),
@@ -52,6 +53,7 @@ impl LxcDriver {
         };
         LxcDriver {
             helper,
+            helper_args,
             lxcpath,
             cgroup_root,
             facts,
@@ -64,13 +66,15 @@ impl LxcDriver {
     }
 
     fn base_args(&self, action: &str, spec: &InstanceSpec) -> Vec<String> {
-        vec![
+        let mut args = self.helper_args.clone();
+        args.extend([
             action.to_string(),
             self.lxcpath.display().to_string(),
             spec.runtime_name.clone(),
             spec.log_dir.join("lxc.conf").display().to_string(),
             spec.log_dir.join("lxc.log").display().to_string(),
-        ]
+        ]);
+        args
     }
 
     async fn run_helper(

@@ -1,0 +1,60 @@
+//! # incus-daemon
+//!
+//! `incusd`: serves the `incus_core::host::Host` engine over the Incus REST API 1.0 on a unix
+//! socket. Routes are thin: each parses its input, calls one `Host` method and renders the
+//! Incus envelope. The websocket plumbing (events, exec streams) lives here.
+//!
+//! Implemented so far: `/`, `/1.0` (GET, PUT), `/1.0/events`, `/1.0/operations` (list, get,
+//! cancel, wait, websocket), `/1.0/instances` (list with recursion 0/1/2, `filter`,
+//! `all-projects`; create), `/1.0/instances/<name>` (get, put, patch, rename, delete), `state`,
+//! `exec` (websocket mode and plain), `console` (log), `snapshots`, `/1.0/images` and aliases
+//! (read, delete), `/1.0/profiles`, `/1.0/projects`, `/1.0/storage-pools` (read). Everything
+//! else answers 404 like an unknown endpoint.
+
+pub mod response;
+mod routes;
+
+use axum::Router;
+use incus_core::host::Host;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// The daemon's shared state.
+pub struct Daemon {
+    /// The engine.
+    pub host: Host,
+    /// Websocket sessions of running websocket operations, by operation id.
+    pub(crate) sessions: Mutex<HashMap<String, Arc<routes::exec::Session>>>,
+}
+
+impl Daemon {
+    /// A daemon serving `host`.
+    pub fn new(host: Host) -> Arc<Daemon> {
+        Arc::new(Daemon {
+            host,
+            sessions: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+/// The API router.
+pub fn router(daemon: Arc<Daemon>) -> Router {
+    routes::router().with_state(daemon)
+}
+
+/// Serves the API on the unix socket at `path` (mode 0660, replacing a stale socket) until
+/// `shutdown` resolves.
+pub async fn serve_unix(
+    daemon: Arc<Daemon>,
+    path: &Path,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::remove_file(path);
+    let listener = tokio::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    axum::serve(listener, router(daemon))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,306 @@
+//! `POST /1.0/instances/<name>/exec` and the operation websockets that carry its streams.
+//!
+//! With `wait-for-websocket`, the exec is a `websocket` operation whose metadata holds one
+//! secret per stream (`0`, `1`, `2`, `control`; `0` and `control` in interactive mode). The
+//! command starts once every stream is connected. Data travels in binary frames; an empty
+//! text frame (or a close) ends a stream. The exit status goes to `metadata.return`.
+
+use super::{Q, St, project};
+use crate::Daemon;
+use crate::response::{ApiError, ApiResult, operation, parse};
+use axum::body::Bytes;
+use axum::extract::Path;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use incus_core::api;
+use incus_core::error::Error;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// How long an exec waits for its client to connect every stream.
+const CONNECT_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The streams of one websocket operation.
+pub(crate) struct Session {
+    secrets: BTreeMap<String, String>,
+    sockets: Mutex<HashMap<String, WebSocket>>,
+    arrived: tokio::sync::Notify,
+}
+
+fn secret() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// Compares secrets in constant time.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+pub(crate) async fn exec(st: St, q: Q, Path(name): Path<String>, body: Bytes) -> ApiResult {
+    let req: api::InstanceExecPost = parse(&body)?;
+    let p = project(&q);
+    let inst = st.host.get_instance(&p, &name).await?;
+    if inst.status != "Running" {
+        return Err(ApiError(Error::busy("Instance is not running")));
+    }
+    if req.command.is_empty() {
+        return Err(ApiError(Error::invalid("The command is empty")));
+    }
+    let resources = BTreeMap::from([(
+        "instances".to_string(),
+        vec![format!("/1.0/instances/{name}")],
+    )]);
+    let host = st.host.clone();
+    if !req.wait_for_websocket {
+        // Run to completion; output is discarded unless recorded (not supported yet).
+        if req.record_output {
+            return Err(ApiError(Error::unsupported(
+                "record-output is not supported yet",
+            )));
+        }
+        let op = st.host.spawn_operation(
+            &p.clone(),
+            "task",
+            "Executing command",
+            resources,
+            None,
+            move |_| async move {
+                let mut proc = host.exec(&p, &name, &req).await?;
+                drop(proc.stdin.take());
+                let (o, e) = (proc.stdout.take(), proc.stderr.take());
+                let drain = |r: Option<incus_core::drivers::BoxReader>| async move {
+                    if let Some(mut r) = r {
+                        let _ = tokio::io::copy(&mut r, &mut tokio::io::sink()).await;
+                    }
+                };
+                tokio::join!(drain(o), drain(e));
+                let code = proc.control.wait().await?;
+                Ok(Some(serde_json::Map::from_iter([(
+                    "return".to_string(),
+                    serde_json::json!(code),
+                )])))
+            },
+        );
+        return operation(&op);
+    }
+    let fds: &[&str] = if req.interactive {
+        &["0", "control"]
+    } else {
+        &["0", "1", "2", "control"]
+    };
+    let secrets: BTreeMap<String, String> = fds.iter().map(|f| (f.to_string(), secret())).collect();
+    let session = Arc::new(Session {
+        secrets: secrets.clone(),
+        sockets: Mutex::new(HashMap::new()),
+        arrived: tokio::sync::Notify::new(),
+    });
+    let metadata = serde_json::Map::from_iter([("fds".to_string(), serde_json::json!(secrets))]);
+    let daemon: Arc<Daemon> = st.0.clone();
+    let sess = session.clone();
+    let op = st.host.spawn_operation(
+        &p.clone(),
+        "websocket",
+        "Executing command",
+        resources,
+        Some(metadata),
+        move |ctx| async move {
+            let id = ctx.id();
+            let result = run_session(&host, &p, &name, &req, &sess).await;
+            if let Ok(mut m) = daemon.sessions.lock() {
+                m.remove(&id);
+            }
+            result.map(|code| {
+                Some(serde_json::Map::from_iter([(
+                    "return".to_string(),
+                    serde_json::json!(code),
+                )]))
+            })
+        },
+    );
+    if let Ok(mut m) = st.sessions.lock() {
+        m.insert(op.id(), session);
+    }
+    operation(&op)
+}
+
+/// `GET /1.0/operations/<id>/websocket?secret=...`
+pub(crate) async fn websocket(
+    st: St,
+    q: Q,
+    Path(id): Path<String>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let given = q.get("secret").cloned().unwrap_or_default();
+    let session = st.sessions.lock().ok().and_then(|m| m.get(&id).cloned());
+    let Some(session) = session else {
+        return ApiError(Error::not_found("Operation not found")).into_response();
+    };
+    let Some(fd) = session
+        .secrets
+        .iter()
+        .find(|(_, s)| same(s, &given))
+        .map(|(f, _)| f.clone())
+    else {
+        return ApiError(Error::new(
+            incus_core::ErrorKind::Forbidden,
+            "Invalid websocket secret",
+        ))
+        .into_response();
+    };
+    ws.on_upgrade(move |socket| async move {
+        if let Ok(mut m) = session.sockets.lock() {
+            m.insert(fd, socket);
+        }
+        session.arrived.notify_one();
+    })
+    .into_response()
+}
+
+async fn run_session(
+    host: &incus_core::host::Host,
+    p: &str,
+    name: &str,
+    req: &api::InstanceExecPost,
+    sess: &Session,
+) -> incus_core::Result<i32> {
+    let deadline = tokio::time::Instant::now() + CONNECT_DEADLINE;
+    loop {
+        if sess.sockets.lock().map(|m| m.len()).unwrap_or(0) == sess.secrets.len() {
+            break;
+        }
+        if tokio::time::timeout_at(deadline, sess.arrived.notified())
+            .await
+            .is_err()
+        {
+            return Err(Error::new(
+                incus_core::ErrorKind::Cancelled,
+                "The client did not connect every stream in time",
+            ));
+        }
+    }
+    let mut sockets = sess
+        .sockets
+        .lock()
+        .map(|mut m| std::mem::take(&mut *m))
+        .unwrap_or_default();
+    let mut proc = host.exec(p, name, req).await?;
+    let control_ws = sockets.remove("control");
+    let ws0 = sockets.remove("0");
+    let mut pumps = Vec::new();
+
+    let (mut out0, in0) = match ws0 {
+        Some(ws) => {
+            let (tx, rx) = ws.split();
+            (Some(tx), Some(rx))
+        }
+        None => (None, None),
+    };
+    // Client -> stdin.
+    if let (Some(mut rx), Some(mut stdin)) = (in0, proc.stdin.take()) {
+        pumps.push(tokio::spawn(async move {
+            while let Some(Ok(msg)) = rx.next().await {
+                match msg {
+                    Message::Binary(b) if stdin.write_all(&b).await.is_err() => {
+                        break;
+                    }
+                    Message::Text(_) | Message::Close(_) => break,
+                    _ => {}
+                }
+            }
+            let _ = stdin.shutdown().await;
+        }));
+    }
+    // Output streams -> client.
+    let mut writers = Vec::new();
+    if req.interactive {
+        if let (Some(tx), Some(out)) = (out0.take(), proc.stdout.take()) {
+            writers.push(tokio::spawn(copy_out(out, tx)));
+        }
+    } else {
+        for (fd, out) in [("1", proc.stdout.take()), ("2", proc.stderr.take())] {
+            if let (Some(ws), Some(out)) = (sockets.remove(fd), out) {
+                let (tx, _rx) = ws.split();
+                writers.push(tokio::spawn(copy_out(out, tx)));
+            }
+        }
+    }
+    // Control: signals and window resizes.
+    let control = Arc::new(tokio::sync::Mutex::new(proc.control));
+    if let Some(ws) = control_ws {
+        let c = control.clone();
+        pumps.push(tokio::spawn(async move {
+            let (_tx, mut rx) = ws.split();
+            while let Some(Ok(msg)) = rx.next().await {
+                let Message::Text(t) = msg else {
+                    if matches!(msg, Message::Close(_)) {
+                        break;
+                    }
+                    continue;
+                };
+                let Ok(ctl) = serde_json::from_str::<api::InstanceExecControl>(&t) else {
+                    continue;
+                };
+                let guard = c.lock().await;
+                match ctl.command.as_str() {
+                    "signal" => {
+                        let _ = guard.signal(ctl.signal);
+                    }
+                    "window-resize" => {
+                        let num = |k: &str| ctl.args.get(k).and_then(|v| v.parse::<u16>().ok());
+                        if let (Some(w), Some(h)) = (num("width"), num("height")) {
+                            let _ = guard.resize(w, h);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }));
+    }
+    for w in writers {
+        let _ = w.await;
+    }
+    let code = {
+        // Waiting needs the lock; control messages after the end are moot.
+        let mut guard = control.lock().await;
+        guard.wait().await?
+    };
+    for p in pumps {
+        p.abort();
+    }
+    Ok(code)
+}
+
+async fn copy_out(
+    mut out: incus_core::drivers::BoxReader,
+    mut tx: futures_util::stream::SplitSink<WebSocket, Message>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match out.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if tx
+                    .send(Message::Binary(Bytes::copy_from_slice(&buf[..n])))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+    // End of stream: an empty text frame, then a close.
+    let _ = tx.send(Message::Text("".into())).await;
+    let _ = tx.send(Message::Close(None)).await;
+}

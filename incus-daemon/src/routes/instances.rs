@@ -1,0 +1,249 @@
+//! `/1.0/instances` and everything under it but exec.
+
+use super::{Q, St, project, recursion};
+use crate::response::{ApiError, ApiResult, operation, parse, sync};
+use axum::body::Bytes;
+use axum::extract::Path;
+use axum::response::IntoResponse;
+use incus_core::api;
+use incus_core::error::Error;
+use std::collections::HashMap;
+
+fn url(project: &str, name: &str) -> String {
+    if project == "default" {
+        format!("/1.0/instances/{name}")
+    } else {
+        format!("/1.0/instances/{name}?project={project}")
+    }
+}
+
+fn filtered<T: serde::Serialize>(
+    items: Vec<T>,
+    q: &HashMap<String, String>,
+) -> Result<Vec<T>, ApiError> {
+    let Some(f) = incus_core::filter::parse(q.get("filter").map(String::as_str).unwrap_or(""))?
+    else {
+        return Ok(items);
+    };
+    Ok(items
+        .into_iter()
+        .filter(|i| {
+            serde_json::to_value(i)
+                .map(|v| f.matches(&v))
+                .unwrap_or(false)
+        })
+        .collect())
+}
+
+pub(crate) async fn list(st: St, q: Q) -> ApiResult {
+    let all = q.get("all-projects").is_some_and(|v| v == "true");
+    let p = project(&q);
+    if !all {
+        st.host.get_project(&p)?;
+    }
+    let scope = if all { None } else { Some(p.as_str()) };
+    match recursion(&q) {
+        0 => {
+            let list = filtered(st.host.list_instances(scope).await?, &q)?;
+            sync(
+                &list
+                    .iter()
+                    .map(|i| url(&i.project, &i.name))
+                    .collect::<Vec<_>>(),
+            )
+        }
+        1 => sync(&filtered(st.host.list_instances(scope).await?, &q)?),
+        _ => sync(&filtered(st.host.list_instances_full(scope).await?, &q)?),
+    }
+}
+
+pub(crate) async fn create(st: St, q: Q, body: Bytes) -> ApiResult {
+    let req: api::InstancesPost = parse(&body)?;
+    let op = st.host.create_instance(&project(&q), req).await?;
+    operation(&op)
+}
+
+pub(crate) async fn get(st: St, q: Q, Path(name): Path<String>) -> ApiResult {
+    let p = project(&q);
+    if recursion(&q) >= 1 {
+        let inst = st.host.get_instance(&p, &name).await?;
+        let full = api::InstanceFull {
+            state: st.host.instance_state(&p, &name).await.ok(),
+            snapshots: st.host.list_snapshots(&p, &name)?,
+            backups: vec![],
+            instance: inst,
+        };
+        return sync(&full);
+    }
+    sync(&st.host.get_instance(&p, &name).await?)
+}
+
+pub(crate) async fn put(st: St, q: Q, Path(name): Path<String>, body: Bytes) -> ApiResult {
+    let put: api::InstancePut = parse(&body)?;
+    updated(&st, &project(&q), &name, put).await
+}
+
+/// Applies an update and answers with an operation, as Incus does for `PUT` and `PATCH`
+/// (clients wait on it). Validation happens first, so bad input is a plain 400.
+async fn updated(st: &St, p: &str, name: &str, put: api::InstancePut) -> ApiResult {
+    match st.host.update_instance(p, name, put).await? {
+        Some(op) => operation(&op),
+        None => {
+            let resources =
+                std::collections::BTreeMap::from([("instances".to_string(), vec![url(p, name)])]);
+            let op = st.host.spawn_operation(
+                p,
+                "task",
+                "Updating instance",
+                resources,
+                None,
+                |_| async { Ok(None) },
+            );
+            operation(&op)
+        }
+    }
+}
+
+pub(crate) async fn patch(st: St, q: Q, Path(name): Path<String>, body: Bytes) -> ApiResult {
+    let p = project(&q);
+    let current = st.host.get_instance(&p, &name).await?;
+    let mut merged =
+        serde_json::to_value(&current.put).map_err(|e| Error::internal(e.to_string()))?;
+    let patch: serde_json::Value = parse(&body)?;
+    let (Some(m), Some(pm)) = (merged.as_object_mut(), patch.as_object()) else {
+        return Err(ApiError(Error::invalid(
+            "The PATCH body must be a JSON object",
+        )));
+    };
+    for (k, v) in pm {
+        match (k.as_str(), v, m.get_mut(k)) {
+            (
+                "config" | "devices",
+                serde_json::Value::Object(new),
+                Some(serde_json::Value::Object(old)),
+            ) => {
+                for (nk, nv) in new {
+                    old.insert(nk.clone(), nv.clone());
+                }
+            }
+            _ => {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    let put: api::InstancePut = serde_json::from_value(merged)
+        .map_err(|e| ApiError(Error::invalid(format!("Invalid JSON body: {e}"))))?;
+    updated(&st, &p, &name, put).await
+}
+
+pub(crate) async fn rename(st: St, q: Q, Path(name): Path<String>, body: Bytes) -> ApiResult {
+    let req: api::InstancePost = parse(&body)?;
+    if req.migration || !req.pool.is_empty() || !req.project.is_empty() {
+        return Err(ApiError(Error::unsupported(
+            "Migration and moves between pools or projects are not supported yet",
+        )));
+    }
+    let op = st
+        .host
+        .rename_instance(&project(&q), &name, &req.name)
+        .await?;
+    operation(&op)
+}
+
+pub(crate) async fn delete(st: St, q: Q, Path(name): Path<String>) -> ApiResult {
+    let op = st.host.delete_instance(&project(&q), &name).await?;
+    operation(&op)
+}
+
+pub(crate) async fn state(st: St, q: Q, Path(name): Path<String>) -> ApiResult {
+    sync(&st.host.instance_state(&project(&q), &name).await?)
+}
+
+pub(crate) async fn set_state(st: St, q: Q, Path(name): Path<String>, body: Bytes) -> ApiResult {
+    let req: api::InstanceStatePut = parse(&body)?;
+    let op = st
+        .host
+        .update_instance_state(&project(&q), &name, req)
+        .await?;
+    operation(&op)
+}
+
+pub(crate) async fn console(st: St, q: Q, Path(name): Path<String>) -> ApiResult {
+    let log = st.host.console_log(&project(&q), &name)?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+        log,
+    )
+        .into_response())
+}
+
+pub(crate) async fn snapshots(st: St, q: Q, Path(name): Path<String>) -> ApiResult {
+    let p = project(&q);
+    let snaps = st.host.list_snapshots(&p, &name)?;
+    if recursion(&q) >= 1 {
+        sync(&snaps)
+    } else {
+        let base = url(&p, &name);
+        let (path, query) = base
+            .split_once('?')
+            .map(|(a, b)| (a.to_string(), format!("?{b}")))
+            .unwrap_or((base.clone(), String::new()));
+        sync(
+            &snaps
+                .iter()
+                .map(|s| format!("{path}/snapshots/{}{query}", s.name))
+                .collect::<Vec<_>>(),
+        )
+    }
+}
+
+pub(crate) async fn create_snapshot(
+    st: St,
+    q: Q,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let req: api::InstanceSnapshotsPost = if body.is_empty() {
+        Default::default()
+    } else {
+        parse(&body)?
+    };
+    let op = st.host.create_snapshot(&project(&q), &name, req).await?;
+    operation(&op)
+}
+
+pub(crate) async fn snapshot(
+    st: St,
+    q: Q,
+    Path((name, snap)): Path<(String, String)>,
+) -> ApiResult {
+    sync(&st.host.get_snapshot(&project(&q), &name, &snap)?)
+}
+
+pub(crate) async fn rename_snapshot(
+    st: St,
+    q: Q,
+    Path((name, snap)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    let req: api::InstanceSnapshotPost = parse(&body)?;
+    if req.migration {
+        return Err(ApiError(Error::unsupported(
+            "Snapshot migration is not supported yet",
+        )));
+    }
+    let op = st
+        .host
+        .rename_snapshot(&project(&q), &name, &snap, &req.name)
+        .await?;
+    operation(&op)
+}
+
+pub(crate) async fn delete_snapshot(
+    st: St,
+    q: Q,
+    Path((name, snap)): Path<(String, String)>,
+) -> ApiResult {
+    let op = st.host.delete_snapshot(&project(&q), &name, &snap).await?;
+    operation(&op)
+}

@@ -1,0 +1,95 @@
+//! Route table and the small helpers every handler shares.
+
+pub(crate) mod exec;
+mod images;
+mod instances;
+mod misc;
+mod operations;
+mod server;
+
+use crate::Daemon;
+use axum::Router;
+use axum::routing::get;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub(crate) type St = axum::extract::State<Arc<Daemon>>;
+pub(crate) type Q = axum::extract::Query<HashMap<String, String>>;
+
+/// The `project` query parameter (default `default`).
+pub(crate) fn project(q: &HashMap<String, String>) -> String {
+    q.get("project")
+        .filter(|p| !p.is_empty())
+        .cloned()
+        .unwrap_or_else(|| "default".into())
+}
+
+/// The `recursion` query parameter (0 when absent or invalid).
+pub(crate) fn recursion(q: &HashMap<String, String>) -> u8 {
+    q.get("recursion").and_then(|r| r.parse().ok()).unwrap_or(0)
+}
+
+pub(crate) fn router() -> Router<Arc<Daemon>> {
+    Router::new()
+        .route("/", get(server::root))
+        .route(
+            "/1.0",
+            get(server::get).put(server::put).patch(server::patch),
+        )
+        .route("/1.0/events", get(operations::events))
+        .route("/1.0/operations", get(operations::list))
+        .route(
+            "/1.0/operations/{id}",
+            get(operations::get).delete(operations::cancel),
+        )
+        .route("/1.0/operations/{id}/wait", get(operations::wait))
+        .route("/1.0/operations/{id}/websocket", get(exec::websocket))
+        .route(
+            "/1.0/instances",
+            get(instances::list).post(instances::create),
+        )
+        .route(
+            "/1.0/instances/{name}",
+            get(instances::get)
+                .put(instances::put)
+                .patch(instances::patch)
+                .post(instances::rename)
+                .delete(instances::delete),
+        )
+        .route(
+            "/1.0/instances/{name}/state",
+            get(instances::state).put(instances::set_state),
+        )
+        .route(
+            "/1.0/instances/{name}/exec",
+            axum::routing::post(exec::exec),
+        )
+        .route("/1.0/instances/{name}/console", get(instances::console))
+        .route(
+            "/1.0/instances/{name}/snapshots",
+            get(instances::snapshots).post(instances::create_snapshot),
+        )
+        .route(
+            "/1.0/instances/{name}/snapshots/{snap}",
+            get(instances::snapshot)
+                .post(instances::rename_snapshot)
+                .delete(instances::delete_snapshot),
+        )
+        .route("/1.0/images", get(images::list).post(images::upload))
+        .route(
+            "/1.0/images/aliases",
+            get(images::aliases).post(images::create_alias),
+        )
+        .route(
+            "/1.0/images/aliases/{*name}",
+            get(images::alias).delete(images::delete_alias),
+        )
+        .route("/1.0/images/{fp}", get(images::get).delete(images::delete))
+        .route("/1.0/profiles", get(misc::profiles))
+        .route("/1.0/profiles/{name}", get(misc::profile))
+        .route("/1.0/projects", get(misc::projects))
+        .route("/1.0/projects/{name}", get(misc::project_get))
+        .route("/1.0/storage-pools", get(misc::pools))
+        .route("/1.0/storage-pools/{name}", get(misc::pool))
+        .fallback(server::not_found)
+}

@@ -1,0 +1,97 @@
+//! `/1.0/operations` and the `/1.0/events` websocket.
+
+use super::{Q, St, project};
+use crate::response::{ApiResult, sync, sync_empty};
+use axum::extract::Path;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::response::{IntoResponse, Response};
+use incus_core::api;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+pub(crate) async fn list(st: St, q: Q) -> ApiResult {
+    let all = q.get("all-projects").is_some_and(|v| v == "true");
+    let p = project(&q);
+    let ops = st.host.operations(if all { None } else { Some(&p) });
+    let mut grouped: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
+    for op in ops {
+        let key = op.status.to_lowercase();
+        let v = if super::recursion(&q) >= 1 {
+            serde_json::to_value(&op).unwrap_or_default()
+        } else {
+            serde_json::Value::String(format!("/1.0/operations/{}", op.id))
+        };
+        grouped.entry(key).or_default().push(v);
+    }
+    sync(&grouped)
+}
+
+pub(crate) async fn get(st: St, Path(id): Path<String>) -> ApiResult {
+    sync(&st.host.operation(&id)?.get())
+}
+
+pub(crate) async fn cancel(st: St, Path(id): Path<String>) -> ApiResult {
+    st.host.operation(&id)?.cancel()?;
+    sync_empty()
+}
+
+pub(crate) async fn wait(st: St, q: Q, Path(id): Path<String>) -> ApiResult {
+    let op = st.host.operation(&id)?;
+    let timeout = q
+        .get("timeout")
+        .and_then(|t| t.parse::<i64>().ok())
+        .filter(|t| *t >= 0)
+        .map(|t| Duration::from_secs(t.unsigned_abs()));
+    sync(&op.wait_status(timeout).await)
+}
+
+/// `GET /1.0/events`: one JSON event per text message, in order, filtered by `type` and
+/// project. A listener that falls behind the bus is disconnected rather than fed a gap.
+pub(crate) async fn events(st: St, q: Q, ws: WebSocketUpgrade) -> Response {
+    let types: Vec<String> = q
+        .get("type")
+        .filter(|t| !t.is_empty())
+        .map(|t| t.split(',').map(str::to_string).collect())
+        .unwrap_or_else(|| vec!["lifecycle".into(), "operation".into(), "logging".into()]);
+    let all = q.get("all-projects").is_some_and(|v| v == "true");
+    let p = project(&q);
+    let rx = st.host.events().subscribe();
+    ws.on_upgrade(move |socket| pump_events(socket, rx, types, all, p))
+        .into_response()
+}
+
+async fn pump_events(
+    mut socket: WebSocket,
+    mut rx: tokio::sync::broadcast::Receiver<api::Event>,
+    types: Vec<String>,
+    all: bool,
+    project: String,
+) {
+    loop {
+        tokio::select! {
+            ev = rx.recv() => match ev {
+                Ok(ev) => {
+                    if !types.contains(&ev.kind) {
+                        continue;
+                    }
+                    if !all && !ev.project.is_empty() && ev.project != project {
+                        continue;
+                    }
+                    let Ok(text) = serde_json::to_string(&ev) else { continue };
+                    if socket.send(Message::Text(text.into())).await.is_err() {
+                        return;
+                    }
+                }
+                // Lagged or closed: disconnect, never skip events silently.
+                Err(_) => {
+                    let _ = socket.send(Message::Close(None)).await;
+                    return;
+                }
+            },
+            msg = socket.recv() => match msg {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! `/` and `/1.0`.
+
+use super::{Q, St};
+use crate::response::{ApiError, ApiResult, parse, sync, sync_empty};
+use axum::body::Bytes;
+use incus_core::api;
+use incus_core::error::Error;
+
+/// API extensions this daemon implements (and only those).
+pub const EXTENSIONS: &[&str] = &[
+    "container_last_used_at",
+    "container_exec_signal_handling",
+    "container_full",
+    "profile_usedby",
+    "projects",
+    "instances",
+    "instance_get_full",
+    "instance_all_projects",
+    "api_filtering",
+    "instance_create_start",
+];
+
+pub(crate) async fn root() -> ApiResult {
+    sync(&["/1.0"])
+}
+
+pub(crate) async fn not_found() -> ApiError {
+    ApiError(Error::not_found("not found"))
+}
+
+pub(crate) async fn get(st: St, _q: Q) -> ApiResult {
+    let host = &st.host;
+    let uname = nix::sys::utsname::uname().map_err(|e| Error::internal(e.to_string()))?;
+    let server = api::Server {
+        untrusted: api::ServerUntrusted {
+            put: api::ServerPut {
+                config: host.server_config()?,
+            },
+            api_extensions: EXTENSIONS.iter().map(|s| s.to_string()).collect(),
+            api_status: "stable".into(),
+            api_version: "1.0".into(),
+            auth: "trusted".into(),
+            public: false,
+            auth_methods: vec!["tls".into()],
+        },
+        auth_user_name: "root".into(),
+        auth_user_method: "unix".into(),
+        environment: api::ServerEnvironment {
+            architectures: vec![uname.machine().to_string_lossy().into_owned()],
+            driver: "lxc".into(),
+            driver_version: incus_core::host::lxc::helper::lxc_version(),
+            firewall: "nftables".into(),
+            kernel: uname.sysname().to_string_lossy().into_owned(),
+            kernel_architecture: uname.machine().to_string_lossy().into_owned(),
+            kernel_version: uname.release().to_string_lossy().into_owned(),
+            os_name: "Linux".into(),
+            project: "default".into(),
+            server: "incus".into(),
+            server_event_mode: "full-mesh".into(),
+            server_name: uname.nodename().to_string_lossy().into_owned(),
+            server_pid: i64::from(std::process::id()),
+            server_version: "6.0.4".into(),
+            storage: "dir".into(),
+            storage_version: "1".into(),
+            storage_supported_drivers: vec![api::ServerStorageDriverInfo {
+                name: "dir".into(),
+                version: "1".into(),
+                remote: false,
+            }],
+            ..Default::default()
+        },
+    };
+    sync(&server)
+}
+
+pub(crate) async fn put(st: St, body: Bytes) -> ApiResult {
+    let put: api::ServerPut = parse(&body)?;
+    st.host.update_server_config(put.config)?;
+    sync_empty()
+}
+
+pub(crate) async fn patch(st: St, body: Bytes) -> ApiResult {
+    let put: api::ServerPut = parse(&body)?;
+    let mut config = st.host.server_config()?;
+    config.extend(put.config);
+    st.host.update_server_config(config)?;
+    sync_empty()
+}

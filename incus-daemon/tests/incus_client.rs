@@ -1,0 +1,370 @@
+//! Compatibility: the unmodified `incus` 6.0.4 client (Debian bookworm-backports package
+//! `incus-client`, installed by `tests/install-deps.sh`) drives our `incusd` on a private
+//! state directory. Runs with `INCUS_TEST_PRIVILEGED=1` (as root); a missing client is then a
+//! failure, not a skip.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+struct Daemon {
+    child: Child,
+    dir: tempfile::TempDir,
+    conf: tempfile::TempDir,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // Stop what the scenario left running, then the daemon (only ours, by pid).
+        let _ = self.incus(&["delete", "-f", "c1"]);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    fn start() -> Daemon {
+        let dir = tempfile::Builder::new()
+            .prefix("incusd-test-")
+            .tempdir()
+            .expect("tempdir");
+        let conf = tempfile::tempdir().expect("tempdir");
+        let child = Command::new(env!("CARGO_BIN_EXE_incusd"))
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start incusd");
+        let d = Daemon { child, dir, conf };
+        for _ in 0..200 {
+            if d.dir.path().join("unix.socket").exists() {
+                return d;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("incusd did not create its socket");
+    }
+
+    fn incus(&self, args: &[&str]) -> Output {
+        self.incus_stdin(args, b"")
+    }
+
+    fn incus_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
+        use std::io::Write;
+        let mut c = Command::new("incus")
+            .args(args)
+            .env("INCUS_DIR", self.dir.path())
+            .env("INCUS_CONF", self.conf.path())
+            .env("HOME", self.conf.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run the incus client");
+        let mut input = c.stdin.take().expect("stdin");
+        input.write_all(stdin).expect("write stdin");
+        drop(input);
+        c.wait_with_output().expect("incus output")
+    }
+
+    /// Runs a command that must succeed and returns its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.incus(args);
+        assert!(
+            out.status.success(),
+            "incus {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs a command that must fail and returns its stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.incus(args);
+        assert!(
+            !out.status.success(),
+            "incus {args:?} unexpectedly succeeded"
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+}
+
+fn image_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("incusd-test-images-{}", std::process::id()));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/images/mk-busybox-image.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .arg(&dir)
+        .output()
+        .expect("image builder");
+    assert!(
+        out.status.success(),
+        "image build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+#[test]
+fn real_incus_client_scenario() {
+    if std::env::var("INCUS_TEST_PRIVILEGED").as_deref() != Ok("1") {
+        eprintln!("SKIPPED real_incus_client_scenario: set INCUS_TEST_PRIVILEGED=1 (as root)");
+        return;
+    }
+    assert!(
+        Command::new("incus").arg("version").output().is_ok(),
+        "the incus client is missing: run tests/install-deps.sh"
+    );
+    let images = image_dir();
+    let d = Daemon::start();
+
+    // Images.
+    let unified = images.join("busybox.tar.xz");
+    d.ok(&[
+        "image",
+        "import",
+        unified.to_str().expect("path"),
+        "--alias",
+        "busybox",
+    ]);
+    assert!(
+        d.ok(&["image", "list", "--format", "csv"])
+            .contains("busybox")
+    );
+
+    // Launch and list in several formats.
+    d.ok(&["launch", "busybox", "c1"]);
+    assert_eq!(
+        d.ok(&["list", "--format", "csv", "-c", "ns"]).trim(),
+        "c1,RUNNING"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&d.ok(&["list", "--format", "json"])).expect("json");
+    assert_eq!(json[0]["name"], "c1");
+    assert_eq!(json[0]["state"]["status"], "Running");
+    assert!(d.ok(&["list"]).contains("| c1"), "table output");
+    assert!(
+        d.ok(&["list", "status=running", "--format", "csv", "-c", "n"])
+            .contains("c1")
+    );
+    assert_eq!(d.ok(&["list", "name=nope", "--format", "csv"]).trim(), "");
+
+    // Exec: exit codes, separate streams, stdin.
+    let out = d.incus(&[
+        "exec",
+        "c1",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("err"));
+    let out = d.incus_stdin(&["exec", "c1", "--", "cat"], b"round trip\n");
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+        ),
+        (Some(0), "round trip\n".into())
+    );
+    assert_eq!(
+        d.incus(&["exec", "c1", "--", "no-such-command"])
+            .status
+            .code(),
+        Some(127)
+    );
+    assert_eq!(d.ok(&["exec", "c1", "--", "hostname"]).trim(), "c1");
+
+    // Snapshots: create, change, restore, delete.
+    d.ok(&["snapshot", "create", "c1", "s0"]);
+    assert!(
+        d.ok(&["snapshot", "list", "c1", "--format", "csv"])
+            .contains("s0")
+    );
+    d.ok(&["exec", "c1", "--", "touch", "/root/after-snapshot"]);
+    d.ok(&["snapshot", "restore", "c1", "s0"]);
+    assert_ne!(
+        d.incus(&["exec", "c1", "--", "test", "-e", "/root/after-snapshot"])
+            .status
+            .code(),
+        Some(0)
+    );
+    d.ok(&["snapshot", "delete", "c1", "s0"]);
+
+    // Config.
+    d.ok(&["config", "set", "c1", "user.foo", "bar"]);
+    assert_eq!(d.ok(&["config", "get", "c1", "user.foo"]).trim(), "bar");
+    assert!(
+        d.fails(&["config", "set", "c1", "limits.bogus", "1"])
+            .contains("Unknown configuration key")
+    );
+    assert!(d.ok(&["info", "c1"]).contains("Status: RUNNING"));
+
+    // Lifecycle.
+    d.ok(&["stop", "c1"]);
+    assert_eq!(
+        d.ok(&["list", "--format", "csv", "-c", "ns"]).trim(),
+        "c1,STOPPED"
+    );
+    d.ok(&["start", "c1"]);
+    d.ok(&["restart", "-f", "c1"]);
+    d.ok(&["pause", "c1"]);
+    assert_eq!(
+        d.ok(&["list", "--format", "csv", "-c", "ns"]).trim(),
+        "c1,FROZEN"
+    );
+    d.ok(&["start", "c1"]);
+    assert!(
+        d.fails(&["delete", "c1"])
+            .to_lowercase()
+            .contains("running")
+    );
+    d.ok(&["delete", "-f", "c1"]);
+    assert_eq!(d.ok(&["list", "--format", "csv"]).trim(), "");
+
+    // Bad input.
+    assert!(!d.fails(&["launch", "busybox", "bad_name"]).is_empty());
+    assert!(!d.fails(&["launch", "no-such-image", "c2"]).is_empty());
+    assert_eq!(
+        d.ok(&["list", "--format", "csv"]).trim(),
+        "",
+        "nothing was created"
+    );
+    let _ = std::fs::remove_dir_all(&images);
+}
+
+/// One raw HTTP/1.1 request on the unix socket; returns (status, JSON body).
+fn request(socket: &Path, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: incus\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let text = String::from_utf8_lossy(&raw);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[test]
+fn bad_requests_get_clear_errors_and_change_nothing() {
+    if std::env::var("INCUS_TEST_PRIVILEGED").as_deref() != Ok("1") {
+        eprintln!(
+            "SKIPPED bad_requests_get_clear_errors_and_change_nothing: set INCUS_TEST_PRIVILEGED=1 (as root)"
+        );
+        return;
+    }
+    let d = Daemon::start();
+    let sock = d.dir.path().join("unix.socket");
+    let (code, body) = request(&sock, "GET", "/1.0", "");
+    assert_eq!(code, 200);
+    assert_eq!(body["type"], "sync");
+    assert!(
+        body["metadata"]["api_extensions"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|e| e == "container_full")
+    );
+    let cases = [
+        ("POST", "/1.0/instances", "{not json", 400, "Invalid JSON"),
+        (
+            "POST",
+            "/1.0/instances",
+            r#"{"name":"bad_name","source":{"type":"none"}}"#,
+            400,
+            "Invalid instance name",
+        ),
+        (
+            "POST",
+            "/1.0/instances",
+            r#"{"name":"ok","config":{"limits.bogus":"1"},"source":{"type":"none"}}"#,
+            400,
+            "Unknown configuration key",
+        ),
+        (
+            "POST",
+            "/1.0/instances",
+            r#"{"name":"ok","source":{"type":"image","alias":"missing"}}"#,
+            404,
+            "not found",
+        ),
+        ("GET", "/1.0/instances/nope", "", 404, "not found"),
+        (
+            "PUT",
+            "/1.0/instances/nope/state",
+            r#"{"action":"start"}"#,
+            404,
+            "not found",
+        ),
+        ("GET", "/1.0/no-such-endpoint", "", 404, "not found"),
+        ("GET", "/1.0/operations/nope", "", 404, "not found"),
+        (
+            "GET",
+            "/1.0/instances?filter=name%20like%20x",
+            "",
+            400,
+            "Invalid filter",
+        ),
+    ];
+    for (method, path, body, want, msg) in cases {
+        let (code, resp) = request(&sock, method, path, body);
+        assert_eq!(code, want, "{method} {path}: {resp}");
+        assert_eq!(resp["type"], "error", "{method} {path}");
+        assert_eq!(resp["error_code"], want);
+        assert!(
+            resp["error"].as_str().unwrap_or("").contains(msg),
+            "{method} {path}: {resp}"
+        );
+    }
+    // Nothing was created.
+    let (_, list) = request(&sock, "GET", "/1.0/instances", "");
+    assert_eq!(list["metadata"], serde_json::json!([]));
+    assert_eq!(
+        std::fs::read_dir(d.dir.path().join("storage-pools/default/containers"))
+            .expect("ls")
+            .count(),
+        0
+    );
+    // An empty instance is created through an operation with a Location header.
+    let (code, op) = request(
+        &sock,
+        "POST",
+        "/1.0/instances",
+        r#"{"name":"empty1","source":{"type":"none"}}"#,
+    );
+    assert_eq!(code, 202);
+    assert_eq!(op["type"], "async");
+    let id = op["metadata"]["id"].as_str().expect("op id").to_string();
+    let (code, done) = request(
+        &sock,
+        "GET",
+        &format!("/1.0/operations/{id}/wait?timeout=30"),
+        "",
+    );
+    assert_eq!(code, 200);
+    assert_eq!(done["metadata"]["status"], "Success", "{done}");
+    let (code, _) = request(
+        &sock,
+        "POST",
+        "/1.0/instances",
+        r#"{"name":"empty1","source":{"type":"none"}}"#,
+    );
+    assert_eq!(code, 409, "duplicate name");
+    let (code, _) = request(&sock, "DELETE", "/1.0/instances/empty1", "");
+    assert_eq!(code, 202);
+}
