@@ -73,3 +73,45 @@ pub fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(body)
         .map_err(|e| ApiError(Error::invalid(format!("Invalid JSON body: {e}"))))
 }
+
+/// The ETag of an object's writable part: SHA-256 over its JSON, as a hex string.
+pub fn etag<T: Serialize>(writable: &T) -> String {
+    use std::fmt::Write;
+    let bytes = serde_json::to_vec(writable).unwrap_or_default();
+    let digest = sha256(&bytes);
+    let mut s = String::with_capacity(64);
+    for b in digest {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+fn sha256(data: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(data).into()
+}
+
+/// A `sync` response with an `ETag` header.
+pub fn sync_etag<T: Serialize>(metadata: &T, tag: &str) -> ApiResult {
+    let mut r = sync(metadata)?;
+    if let Ok(h) = HeaderValue::from_str(&format!("\"{tag}\"")) {
+        r.headers_mut().insert(header::ETAG, h);
+    }
+    Ok(r)
+}
+
+/// Refuses with 412 when the request carries an `If-Match` that is not `current`.
+pub fn check_if_match(headers: &axum::http::HeaderMap, current: &str) -> Result<(), ApiError> {
+    let Some(given) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    let given = given.trim().trim_matches('"');
+    if given.is_empty() || given == "*" || given == current {
+        Ok(())
+    } else {
+        Err(ApiError(Error::new(
+            incus_core::ErrorKind::PreconditionFailed,
+            "ETag doesn't match",
+        )))
+    }
+}

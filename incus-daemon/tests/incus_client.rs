@@ -89,8 +89,9 @@ impl Daemon {
     }
 }
 
-fn image_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("incusd-test-images-{}", std::process::id()));
+/// Builds the busybox images into a directory of the calling test's own.
+fn image_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("incusd-test-images-{}-{test}", std::process::id()));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/images/mk-busybox-image.sh");
     let out = Command::new("bash")
         .arg(script)
@@ -115,7 +116,7 @@ fn real_incus_client_scenario() {
         Command::new("incus").arg("version").output().is_ok(),
         "the incus client is missing: run tests/install-deps.sh"
     );
-    let images = image_dir();
+    let images = image_dir("scenario");
     let d = Daemon::start();
 
     // Images.
@@ -367,4 +368,80 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     assert_eq!(code, 409, "duplicate name");
     let (code, _) = request(&sock, "DELETE", "/1.0/instances/empty1", "");
     assert_eq!(code, 202);
+}
+
+#[test]
+fn real_incus_client_profiles_projects_pools() {
+    if std::env::var("INCUS_TEST_PRIVILEGED").as_deref() != Ok("1") {
+        eprintln!(
+            "SKIPPED real_incus_client_profiles_projects_pools: set INCUS_TEST_PRIVILEGED=1 (as root)"
+        );
+        return;
+    }
+    let images = image_dir("profiles");
+    let d = Daemon::start();
+    d.ok(&["admin", "waitready", "--timeout", "10"]);
+    let unified = images.join("busybox.tar.xz");
+    d.ok(&[
+        "image",
+        "import",
+        unified.to_str().expect("path"),
+        "--alias",
+        "busybox",
+    ]);
+
+    // Profiles: create, set, assign at launch, in use, ETag'd edits.
+    d.ok(&["profile", "create", "p1"]);
+    d.ok(&["profile", "set", "p1", "environment.FROM_PROFILE=yes"]);
+    assert!(
+        d.ok(&["profile", "show", "p1"])
+            .contains("environment.FROM_PROFILE: \"yes\"")
+    );
+    d.ok(&["launch", "busybox", "c1", "-p", "default", "-p", "p1"]);
+    assert_eq!(
+        d.ok(&["exec", "c1", "--", "sh", "-c", "echo $FROM_PROFILE"])
+            .trim(),
+        "yes"
+    );
+    assert!(d.fails(&["profile", "delete", "p1"]).contains("in use"));
+    d.ok(&["config", "set", "c1", "user.a=1"]);
+    d.ok(&["config", "unset", "c1", "user.a"]);
+    assert_eq!(d.ok(&["config", "get", "c1", "user.a"]).trim(), "");
+
+    // Projects: isolation.
+    d.ok(&["project", "create", "p2"]);
+    assert_eq!(
+        d.ok(&["list", "--project", "p2", "--format", "csv"]).trim(),
+        ""
+    );
+    assert!(d.ok(&["list", "--format", "csv", "-c", "n"]).contains("c1"));
+    assert!(
+        d.fails(&["project", "delete", "default"])
+            .contains("default project")
+    );
+    d.ok(&["project", "delete", "p2"]);
+
+    // Storage pools.
+    assert!(
+        d.ok(&["storage", "list", "--format", "csv"])
+            .starts_with("default,dir")
+    );
+    d.ok(&["storage", "create", "extra", "dir"]);
+    assert!(
+        d.ok(&["storage", "list", "--format", "csv", "-c", "n"])
+            .contains("extra")
+    );
+    assert!(
+        d.fails(&["storage", "delete", "default"])
+            .contains("in use")
+    );
+    d.ok(&["storage", "delete", "extra"]);
+    assert!(
+        d.fails(&["storage", "create", "bad", "dir", "size=1GiB"])
+            .contains("size")
+    );
+
+    d.ok(&["delete", "-f", "c1"]);
+    d.ok(&["profile", "delete", "p1"]);
+    let _ = std::fs::remove_dir_all(&images);
 }

@@ -1,7 +1,9 @@
 //! `/1.0/instances` and everything under it but exec.
 
 use super::{Q, St, project, recursion};
-use crate::response::{ApiError, ApiResult, operation, parse, sync};
+use crate::response::{
+    ApiError, ApiResult, check_if_match, etag, operation, parse, sync, sync_etag,
+};
 use axum::body::Bytes;
 use axum::extract::Path;
 use axum::response::IntoResponse;
@@ -73,12 +75,22 @@ pub(crate) async fn get(st: St, q: Q, Path(name): Path<String>) -> ApiResult {
             backups: vec![],
             instance: inst,
         };
-        return sync(&full);
+        let tag = etag(&full.instance.put);
+        return sync_etag(&full, &tag);
     }
-    sync(&st.host.get_instance(&p, &name).await?)
+    let inst = st.host.get_instance(&p, &name).await?;
+    sync_etag(&inst, &etag(&inst.put))
 }
 
-pub(crate) async fn put(st: St, q: Q, Path(name): Path<String>, body: Bytes) -> ApiResult {
+pub(crate) async fn put(
+    st: St,
+    q: Q,
+    Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let current = st.host.get_instance(&project(&q), &name).await?;
+    check_if_match(&headers, &etag(&current.put))?;
     let put: api::InstancePut = parse(&body)?;
     updated(&st, &project(&q), &name, put).await
 }
@@ -104,9 +116,16 @@ async fn updated(st: &St, p: &str, name: &str, put: api::InstancePut) -> ApiResu
     }
 }
 
-pub(crate) async fn patch(st: St, q: Q, Path(name): Path<String>, body: Bytes) -> ApiResult {
+pub(crate) async fn patch(
+    st: St,
+    q: Q,
+    Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> ApiResult {
     let p = project(&q);
     let current = st.host.get_instance(&p, &name).await?;
+    check_if_match(&headers, &etag(&current.put))?;
     let mut merged =
         serde_json::to_value(&current.put).map_err(|e| Error::internal(e.to_string()))?;
     let patch: serde_json::Value = parse(&body)?;

@@ -1,8 +1,11 @@
-//! `/1.0/profiles`, `/1.0/projects` and `/1.0/storage-pools` (read side).
+//! `/1.0/profiles`, `/1.0/projects` and `/1.0/storage-pools`.
 
 use super::{Q, St, project, recursion};
-use crate::response::{ApiResult, sync};
+use crate::response::{ApiResult, check_if_match, etag, parse, sync, sync_empty, sync_etag};
+use axum::body::Bytes;
 use axum::extract::Path;
+use axum::http::HeaderMap;
+use incus_core::api;
 
 fn names_or_objects<T: serde::Serialize>(
     q: &Q,
@@ -21,8 +24,56 @@ pub(crate) async fn profiles(st: St, q: Q) -> ApiResult {
     names_or_objects(&q, list, |p| format!("/1.0/profiles/{}", p.name))
 }
 
+pub(crate) async fn create_profile(st: St, q: Q, body: Bytes) -> ApiResult {
+    let req: api::ProfilesPost = parse(&body)?;
+    st.host.create_profile(&project(&q), req)?;
+    sync_empty()
+}
+
 pub(crate) async fn profile(st: St, q: Q, Path(name): Path<String>) -> ApiResult {
-    sync(&st.host.get_profile(&project(&q), &name)?)
+    let p = st.host.get_profile(&project(&q), &name)?;
+    sync_etag(&p, &etag(&p.put))
+}
+
+pub(crate) async fn put_profile(
+    st: St,
+    q: Q,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let p = project(&q);
+    let current = st.host.get_profile(&p, &name)?;
+    check_if_match(&headers, &etag(&current.put))?;
+    let put: api::ProfilePut = parse(&body)?;
+    st.host.update_profile(&p, &name, put)?;
+    sync_empty()
+}
+
+pub(crate) async fn patch_profile(
+    st: St,
+    q: Q,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let p = project(&q);
+    let current = st.host.get_profile(&p, &name)?;
+    check_if_match(&headers, &etag(&current.put))?;
+    let patch: api::ProfilePut = parse(&body)?;
+    let mut put = current.put;
+    put.config.extend(patch.config);
+    put.devices.extend(patch.devices);
+    if !patch.description.is_empty() {
+        put.description = patch.description;
+    }
+    st.host.update_profile(&p, &name, put)?;
+    sync_empty()
+}
+
+pub(crate) async fn delete_profile(st: St, q: Q, Path(name): Path<String>) -> ApiResult {
+    st.host.delete_profile(&project(&q), &name)?;
+    sync_empty()
 }
 
 pub(crate) async fn projects(st: St, q: Q) -> ApiResult {
@@ -30,8 +81,20 @@ pub(crate) async fn projects(st: St, q: Q) -> ApiResult {
     names_or_objects(&q, list, |p| format!("/1.0/projects/{}", p.name))
 }
 
+pub(crate) async fn create_project(st: St, body: Bytes) -> ApiResult {
+    let req: api::ProjectsPost = parse(&body)?;
+    st.host.create_project(req)?;
+    sync_empty()
+}
+
 pub(crate) async fn project_get(st: St, Path(name): Path<String>) -> ApiResult {
-    sync(&st.host.get_project(&name)?)
+    let p = st.host.get_project(&name)?;
+    sync_etag(&p, &etag(&p.put))
+}
+
+pub(crate) async fn delete_project(st: St, Path(name): Path<String>) -> ApiResult {
+    st.host.delete_project(&name)?;
+    sync_empty()
 }
 
 pub(crate) async fn pools(st: St, q: Q) -> ApiResult {
@@ -39,6 +102,24 @@ pub(crate) async fn pools(st: St, q: Q) -> ApiResult {
     names_or_objects(&q, list, |p| format!("/1.0/storage-pools/{}", p.name))
 }
 
+pub(crate) async fn create_pool(st: St, body: Bytes) -> ApiResult {
+    let req: api::StoragePoolsPost = parse(&body)?;
+    st.host.create_storage_pool(req).await?;
+    sync_empty()
+}
+
 pub(crate) async fn pool(st: St, Path(name): Path<String>) -> ApiResult {
-    sync(&st.host.get_storage_pool(&name)?)
+    let p = st.host.get_storage_pool(&name)?;
+    sync_etag(&p, &etag(&p.put))
+}
+
+pub(crate) async fn delete_pool(st: St, Path(name): Path<String>) -> ApiResult {
+    st.host.delete_storage_pool(&name).await?;
+    sync_empty()
+}
+
+/// `GET /internal/ready` (what `incus admin waitready` polls): the engine is open once the
+/// socket answers.
+pub(crate) async fn ready() -> ApiResult {
+    sync_empty()
 }

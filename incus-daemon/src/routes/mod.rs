@@ -85,11 +85,33 @@ pub(crate) fn router() -> Router<Arc<Daemon>> {
             get(images::alias).delete(images::delete_alias),
         )
         .route("/1.0/images/{fp}", get(images::get).delete(images::delete))
-        .route("/1.0/profiles", get(misc::profiles))
-        .route("/1.0/profiles/{name}", get(misc::profile))
-        .route("/1.0/projects", get(misc::projects))
-        .route("/1.0/projects/{name}", get(misc::project_get))
-        .route("/1.0/storage-pools", get(misc::pools))
-        .route("/1.0/storage-pools/{name}", get(misc::pool))
+        .route(
+            "/1.0/profiles",
+            get(misc::profiles).post(misc::create_profile),
+        )
+        .route(
+            "/1.0/profiles/{name}",
+            get(misc::profile)
+                .put(misc::put_profile)
+                .patch(misc::patch_profile)
+                .delete(misc::delete_profile),
+        )
+        .route(
+            "/1.0/projects",
+            get(misc::projects).post(misc::create_project),
+        )
+        .route(
+            "/1.0/projects/{name}",
+            get(misc::project_get).delete(misc::delete_project),
+        )
+        .route(
+            "/1.0/storage-pools",
+            get(misc::pools).post(misc::create_pool),
+        )
+        .route(
+            "/1.0/storage-pools/{name}",
+            get(misc::pool).delete(misc::delete_pool),
+        )
+        .route("/internal/ready", get(misc::ready))
         .fallback(server::not_found)
 }

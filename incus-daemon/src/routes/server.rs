@@ -18,6 +18,9 @@ pub const EXTENSIONS: &[&str] = &[
     "instance_all_projects",
     "api_filtering",
     "instance_create_start",
+    "etag",
+    "patch",
+    "storage",
 ];
 
 pub(crate) async fn root() -> ApiResult {
