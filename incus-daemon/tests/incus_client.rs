@@ -91,7 +91,8 @@ impl Daemon {
 
 /// Builds the busybox images into a directory of the calling test's own.
 fn image_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("incusd-test-images-{}-{test}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("incusd-test-images-{}-{test}", std::process::id()));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/images/mk-busybox-image.sh");
     let out = Command::new("bash")
         .arg(script)
