@@ -162,6 +162,25 @@ impl Host {
             .unwrap_or(true)
     }
 
+    /// Opens the parent directory of `path` inside the instance (confined to its root) and
+    /// returns it with the last path component.
+    async fn open_parent(
+        &self,
+        project: &str,
+        name: &str,
+        path: &str,
+    ) -> Result<(OwnedFd, std::ffi::OsString)> {
+        let root_path = self.instance_root(project, name).await?;
+        let root = rustix::fs::open(
+            &root_path,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| errno(path, e))?;
+        let (parent, fname) = split(path)?;
+        Ok((open_dir(&root, &parent, path)?, fname))
+    }
+
     /// Reads a path inside an instance.
     pub async fn file_get(&self, project: &str, name: &str, path: &str) -> Result<FileContent> {
         let root_path = self.instance_root(project, name).await?;
@@ -254,15 +273,7 @@ impl Host {
         {
             return Err(Error::invalid(format!("Invalid mode {m:o}")));
         }
-        let root_path = self.instance_root(project, name).await?;
-        let root = rustix::fs::open(
-            &root_path,
-            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| errno(path, e))?;
-        let (parent, fname) = split(path)?;
-        let dir = open_dir(&root, &parent, path)?;
+        let (dir, fname) = self.open_parent(project, name, path).await?;
         let existing = rustix::fs::statat(&dir, &fname, AtFlags::SYMLINK_NOFOLLOW).ok();
         let huid = match uid {
             Some(u) => Some(self.to_host_id(project, name, u)?),
@@ -382,15 +393,7 @@ impl Host {
         path: &str,
         recursive: bool,
     ) -> Result<()> {
-        let root_path = self.instance_root(project, name).await?;
-        let root = rustix::fs::open(
-            &root_path,
-            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| errno(path, e))?;
-        let (parent, fname) = split(path)?;
-        let dir = open_dir(&root, &parent, path)?;
+        let (dir, fname) = self.open_parent(project, name, path).await?;
         delete_at(&dir, &fname, recursive, path)?;
         self.inner.events.lifecycle(
             "instance-file-deleted",

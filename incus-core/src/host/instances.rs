@@ -186,6 +186,18 @@ impl Host {
         Ok(out)
     }
 
+    /// `(project, name)` of every instance of a project (every project with `None`): one
+    /// query, no live state.
+    pub fn list_instance_names(&self, project: Option<&str>) -> Result<Vec<(String, String)>> {
+        Ok(self
+            .inner
+            .db
+            .list::<api::Instance>(Table::Instances, project)?
+            .into_iter()
+            .map(|(p, i)| (p, i.name))
+            .collect())
+    }
+
     /// All instances with state and snapshots (`recursion=2`).
     pub async fn list_instances_full(
         &self,
@@ -585,6 +597,28 @@ impl Host {
         Ok(())
     }
 
+    /// Runs `work` as an operation holding the instance's lock, so lifecycle actions on one
+    /// instance never interleave.
+    fn locked_op<F, Fut>(&self, project: &str, name: &str, description: &str, work: F) -> Operation
+    where
+        F: FnOnce(Host, String, String) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<()>> + Send + 'static,
+    {
+        let host = self.clone();
+        let (p, n) = (project.to_string(), name.to_string());
+        self.inner.ops.spawn(
+            project,
+            description,
+            resources(project, name),
+            false,
+            move |_| async move {
+                let lock = host.instance_lock(&p, &n);
+                let _guard = lock.lock().await;
+                work(host.clone(), p, n).await.map(|_| None)
+            },
+        )
+    }
+
     /// Changes the power state (`PUT /1.0/instances/<name>/state`).
     pub async fn update_instance_state(
         &self,
@@ -609,11 +643,7 @@ impl Host {
                 "Stateful start and stop are not supported",
             ));
         }
-        let host = self.clone();
-        let (project, name) = (project.to_string(), name.to_string());
-        Ok(self.inner.ops.spawn(&project.clone(), desc, resources(&project, &name), false, move |_| async move {
-            let lock = host.instance_lock(&project, &name);
-            let _g = lock.lock().await;
+        Ok(self.locked_op(project, name, desc, move |host, project, name| async move {
             match action.as_str() {
                 "start" => host.start_locked(&project, &name).await?,
                 "stop" => host.stop_locked(&project, &name, req.force, timeout).await?,
@@ -645,7 +675,7 @@ impl Host {
                 }
                 _ => {}
             }
-            Ok(None)
+            Ok(())
         }))
     }
 
@@ -687,18 +717,11 @@ impl Host {
             ));
         }
         let _ = inst;
-        let host = self.clone();
-        let (project, name) = (project.to_string(), name.to_string());
-        Ok(self.inner.ops.spawn(
-            &project.clone(),
+        Ok(self.locked_op(
+            project,
+            name,
             "Deleting instance",
-            resources(&project, &name),
-            false,
-            move |_| async move {
-                let lock = host.instance_lock(&project, &name);
-                let _g = lock.lock().await;
-                host.delete_locked(&project, &name).await.map(|_| None)
-            },
+            move |host, project, name| async move { host.delete_locked(&project, &name).await },
         ))
     }
 
@@ -724,17 +747,12 @@ impl Host {
                 "Instance {new_name:?} already exists"
             )));
         }
-        let host = self.clone();
-        let (project, name, new_name) =
-            (project.to_string(), name.to_string(), new_name.to_string());
-        Ok(self.inner.ops.spawn(
-            &project.clone(),
+        let new_name = new_name.to_string();
+        Ok(self.locked_op(
+            project,
+            name,
             "Renaming instance",
-            resources(&project, &name),
-            false,
-            move |_| async move {
-                let lock = host.instance_lock(&project, &name);
-                let _g = lock.lock().await;
+            move |host, project, name| async move {
                 let (driver, old_vol) = host.root_volume(&inst)?;
                 driver
                     .rename_volume(&old_vol, &storage_name(&project, &new_name))
@@ -804,7 +822,7 @@ impl Host {
                     &project,
                     ctx(&[("old_name", serde_json::json!(name))]),
                 );
-                Ok(None)
+                Ok(())
             },
         ))
     }
@@ -1106,16 +1124,11 @@ impl Host {
                 "Snapshot {snap_name:?} already exists"
             )));
         }
-        let host = self.clone();
-        let (project, name) = (project.to_string(), name.to_string());
-        Ok(self.inner.ops.spawn(
-            &project.clone(),
+        Ok(self.locked_op(
+            project,
+            name,
             "Snapshotting instance",
-            resources(&project, &name),
-            false,
-            move |_| async move {
-                let lock = host.instance_lock(&project, &name);
-                let _g = lock.lock().await;
+            move |host, project, name| async move {
                 let (driver, vol) = host.root_volume(&inst)?;
                 driver.create_snapshot(&vol, &snap_name).await?;
                 let now = chrono::Utc::now();
@@ -1153,7 +1166,7 @@ impl Host {
                     &project,
                     None,
                 );
-                Ok(None)
+                Ok(())
             },
         ))
     }
@@ -1167,17 +1180,12 @@ impl Host {
     ) -> Result<Operation> {
         let inst = self.get_instance_record(project, name)?;
         self.get_snapshot(project, name, snapshot)?;
-        let host = self.clone();
-        let (project, name, snapshot) =
-            (project.to_string(), name.to_string(), snapshot.to_string());
-        Ok(self.inner.ops.spawn(
-            &project.clone(),
+        let snapshot = snapshot.to_string();
+        Ok(self.locked_op(
+            project,
+            name,
             "Deleting snapshot",
-            resources(&project, &name),
-            false,
-            move |_| async move {
-                let lock = host.instance_lock(&project, &name);
-                let _g = lock.lock().await;
+            move |host, project, name| async move {
                 let (driver, vol) = host.root_volume(&inst)?;
                 driver.delete_snapshot(&vol, &snapshot).await?;
                 host.inner
@@ -1189,7 +1197,7 @@ impl Host {
                     &project,
                     None,
                 );
-                Ok(None)
+                Ok(())
             },
         ))
     }
@@ -1214,21 +1222,12 @@ impl Host {
                 "Snapshot {new_name:?} already exists"
             )));
         }
-        let host = self.clone();
-        let (project, name, snapshot, new_name) = (
-            project.to_string(),
-            name.to_string(),
-            snapshot.to_string(),
-            new_name.to_string(),
-        );
-        Ok(self.inner.ops.spawn(
-            &project.clone(),
+        let (snapshot, new_name) = (snapshot.to_string(), new_name.to_string());
+        Ok(self.locked_op(
+            project,
+            name,
             "Renaming snapshot",
-            resources(&project, &name),
-            false,
-            move |_| async move {
-                let lock = host.instance_lock(&project, &name);
-                let _g = lock.lock().await;
+            move |host, project, name| async move {
                 let (driver, vol) = host.root_volume(&inst)?;
                 driver.rename_snapshot(&vol, &snapshot, &new_name).await?;
                 rec.snapshot.name = new_name.clone();
@@ -1250,7 +1249,7 @@ impl Host {
                     &project,
                     ctx(&[("old_name", serde_json::json!(snapshot))]),
                 );
-                Ok(None)
+                Ok(())
             },
         ))
     }
@@ -1265,17 +1264,12 @@ impl Host {
     ) -> Result<Operation> {
         self.get_instance_record(project, name)?;
         let snap = self.get_snapshot(project, name, snapshot)?;
-        let host = self.clone();
-        let (project, name, snapshot) =
-            (project.to_string(), name.to_string(), snapshot.to_string());
-        Ok(self.inner.ops.spawn(
-            &project.clone(),
+        let snapshot = snapshot.to_string();
+        Ok(self.locked_op(
+            project,
+            name,
             "Restoring snapshot",
-            resources(&project, &name),
-            false,
-            move |_| async move {
-                let lock = host.instance_lock(&project, &name);
-                let _g = lock.lock().await;
+            move |host, project, name| async move {
                 let (inst, spec) = host.instance_spec(&project, &name)?;
                 let was_running = host.inner.lxc.power_state(&spec).await? != PowerState::Stopped;
                 if was_running {
@@ -1316,7 +1310,7 @@ impl Host {
                     &project,
                     ctx(&[("snapshot", serde_json::json!(snapshot))]),
                 );
-                Ok(None)
+                Ok(())
             },
         ))
     }

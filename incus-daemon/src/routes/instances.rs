@@ -44,7 +44,13 @@ pub(crate) async fn list(st: St, q: Q) -> ApiResult {
         st.host.get_project(&p)?;
     }
     let scope = if all { None } else { Some(p.as_str()) };
+    let no_filter = q.get("filter").is_none_or(|f| f.trim().is_empty());
     match recursion(&q) {
+        // Names only: one query, no live state.
+        0 if no_filter => {
+            let names = st.host.list_instance_names(scope)?;
+            sync(&names.iter().map(|(p, n)| url(p, n)).collect::<Vec<_>>())
+        }
         0 => {
             let list = filtered(st.host.list_instances(scope).await?, &q)?;
             sync(
