@@ -54,11 +54,47 @@ async fn open(dir: &Path) -> Host {
     Host::open(cfg).await.expect("open host")
 }
 
-async fn host_with_image() -> (tempfile::TempDir, Host) {
-    let dir = tempfile::Builder::new()
-        .prefix("incus-test-")
-        .tempdir()
-        .expect("tempdir");
+/// A test's state directory. Dropping it (also when the test panics) force-stops every
+/// container it still runs, through the helper, before the directory goes away.
+struct StateDir(tempfile::TempDir);
+
+impl StateDir {
+    fn new() -> StateDir {
+        StateDir(
+            tempfile::Builder::new()
+                .prefix("incus-test-")
+                .tempdir()
+                .expect("tempdir"),
+        )
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for StateDir {
+    fn drop(&mut self) {
+        let Ok(entries) = std::fs::read_dir(self.path().join("logs")) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let d = e.path();
+            if d.join("init.pid").exists() {
+                let _ = std::process::Command::new(env!("CARGO_BIN_EXE_incus-helper"))
+                    .arg("stop")
+                    .arg(self.path().join("containers"))
+                    .arg(e.file_name())
+                    .arg(d.join("lxc.conf"))
+                    .arg(d.join("lxc.log"))
+                    .status();
+            }
+        }
+    }
+}
+
+async fn host_with_image() -> (StateDir, Host) {
+    let dir = StateDir::new();
     let host = open(dir.path()).await;
     let req = ImageImport {
         metadata: images().join("busybox.tar.xz"),
@@ -828,10 +864,7 @@ async fn survives_owner_sigkill() {
         return;
     }
     use std::io::BufRead;
-    let dir = tempfile::Builder::new()
-        .prefix("incus-test-")
-        .tempdir()
-        .expect("tempdir");
+    let dir = StateDir::new();
     let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
         .args([
             "--exact",

@@ -14,10 +14,26 @@ struct Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        // Stop what the scenario left running, then the daemon (only ours, by pid).
-        let _ = self.incus(&["delete", "-f", "c1"]);
+        // Stop the daemon (ours, by pid), then force-stop every container it left running
+        // (also when the test panicked) through its helper subcommand.
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let Ok(entries) = std::fs::read_dir(self.dir.path().join("logs")) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let d = e.path();
+            if d.join("init.pid").exists() {
+                let _ = Command::new(env!("CARGO_BIN_EXE_incusd"))
+                    .arg("forklxc")
+                    .arg("stop")
+                    .arg(self.dir.path().join("containers"))
+                    .arg(e.file_name())
+                    .arg(d.join("lxc.conf"))
+                    .arg(d.join("lxc.log"))
+                    .status();
+            }
+        }
     }
 }
 
