@@ -52,21 +52,44 @@ async fn run(dir: String) -> Result<(), Box<dyn std::error::Error>> {
     config.helper_args = vec!["forklxc".into()];
     let host = Host::open(config).await?;
     let socket = std::path::Path::new(&dir).join("unix.socket");
-    let daemon = incus_daemon::Daemon::new(host);
-    let shutdown = async {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async {
-                match term.as_mut() {
-                    Some(t) => { t.recv().await; }
-                    None => std::future::pending::<()>().await,
-                }
-            } => {}
+    // Autostart in the background: the API is ready without waiting on instances.
+    let auto = host.clone();
+    tokio::spawn(async move {
+        let _ = auto.autostart().await;
+    });
+    let daemon = incus_daemon::Daemon::new(host.clone());
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut power = signal(SignalKind::from_raw(
+        nix::sys::signal::Signal::SIGPWR as i32,
+    ))?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<bool>();
+    tokio::spawn(async move {
+        // SIGTERM/SIGINT leave instances running; SIGPWR (host shutdown) stops them first.
+        let stop_instances = tokio::select! {
+            _ = tokio::signal::ctrl_c() => false,
+            _ = term.recv() => false,
+            _ = power.recv() => true,
+        };
+        let _ = tx.send(stop_instances);
+    });
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn({
+        let socket = socket.clone();
+        async move {
+            incus_daemon::serve_unix(daemon, &socket, async {
+                let _ = done_rx.await;
+            })
+            .await
         }
-    };
-    incus_daemon::serve_unix(daemon, &socket, shutdown)
+    });
+    let stop_instances = rx.await.unwrap_or(false);
+    if stop_instances {
+        host.stop_all().await?;
+    }
+    let _ = done_tx.send(());
+    server
         .await
+        .map_err(|e| format!("server task: {e}"))?
         .map_err(|e| format!("{}: {e}", socket.display()).into())
 }

@@ -37,6 +37,25 @@ impl Drop for Daemon {
     }
 }
 
+fn spawn_incusd(dir: &Path) -> Child {
+    let _ = std::fs::remove_file(dir.join("unix.socket"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_incusd"))
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start incusd");
+    for _ in 0..400 {
+        if dir.join("unix.socket").exists() {
+            return child;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("incusd did not create its socket");
+}
+
 impl Daemon {
     fn start() -> Daemon {
         let dir = tempfile::Builder::new()
@@ -44,20 +63,32 @@ impl Daemon {
             .tempdir()
             .expect("tempdir");
         let conf = tempfile::tempdir().expect("tempdir");
-        let child = Command::new(env!("CARGO_BIN_EXE_incusd"))
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start incusd");
-        let d = Daemon { child, dir, conf };
-        for _ in 0..200 {
-            if d.dir.path().join("unix.socket").exists() {
-                return d;
+        let child = spawn_incusd(dir.path());
+        Daemon { child, dir, conf }
+    }
+
+    /// Sends `sig` to the daemon, waits for it to exit, then starts a new one.
+    fn signal_and_restart(&mut self, sig: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("pid"));
+        nix::sys::signal::kill(pid, sig).expect("signal incusd");
+        let _ = self.child.wait().expect("wait incusd");
+        self.child = spawn_incusd(self.dir.path());
+    }
+
+    /// Names of containers whose liblxc monitor still runs for this state directory.
+    fn running_monitors(&self) -> Vec<String> {
+        let needle = format!("{} ", self.dir.path().join("containers").display());
+        let mut out = Vec::new();
+        for e in std::fs::read_dir("/proc").expect("proc").flatten() {
+            if let Ok(cmd) = std::fs::read_to_string(e.path().join("cmdline")) {
+                let cmd = cmd.replace('\0', " ");
+                if cmd.starts_with("[lxc monitor]") && cmd.contains(&needle) {
+                    out.push(cmd.trim().rsplit(' ').next().unwrap_or("").to_string());
+                }
             }
-            std::thread::sleep(std::time::Duration::from_millis(25));
         }
-        panic!("incusd did not create its socket");
+        out.sort();
+        out
     }
 
     fn incus(&self, args: &[&str]) -> Output {
@@ -460,5 +491,284 @@ fn real_incus_client_profiles_projects_pools() {
 
     d.ok(&["delete", "-f", "c1"]);
     d.ok(&["profile", "delete", "p1"]);
+    let _ = std::fs::remove_dir_all(&images);
+}
+
+/// A raw request with extra headers and a byte body; returns (status, lower-cased header
+/// block, body bytes).
+fn request_raw(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: incus\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).expect("write");
+    s.write_all(body).expect("write body");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header end");
+    let head = String::from_utf8_lossy(&raw[..split]).to_lowercase();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status");
+    (status, head, raw[split + 4..].to_vec())
+}
+
+#[test]
+fn files_api_as_the_lxd_client_uses_it() {
+    if std::env::var("INCUS_TEST_PRIVILEGED").as_deref() != Ok("1") {
+        eprintln!(
+            "SKIPPED files_api_as_the_lxd_client_uses_it: set INCUS_TEST_PRIVILEGED=1 (as root)"
+        );
+        return;
+    }
+    let images = image_dir("files");
+    let d = Daemon::start();
+    let unified = images.join("busybox.tar.xz");
+    d.ok(&[
+        "image",
+        "import",
+        unified.to_str().expect("path"),
+        "--alias",
+        "busybox",
+    ]);
+    d.ok(&["launch", "busybox", "c1"]);
+    let sock = d.dir.path().join("unix.socket");
+    let f = "/1.0/instances/c1/files?path=";
+
+    let (code, _, _) = request_raw(
+        &sock,
+        "POST",
+        &format!("{f}/root/f.txt"),
+        &[
+            ("X-LXD-uid", "1000"),
+            ("X-LXD-gid", "1001"),
+            ("X-LXD-mode", "0640"),
+            ("X-LXD-type", "file"),
+        ],
+        b"hello",
+    );
+    assert_eq!(code, 200);
+    let (code, head, body) = request_raw(&sock, "GET", &format!("{f}root%2Ff.txt"), &[], b"");
+    assert_eq!((code, body.as_slice()), (200, &b"hello"[..]));
+    for h in [
+        "x-incus-uid: 1000",
+        "x-incus-gid: 1001",
+        "x-incus-mode: 0640",
+        "x-incus-type: file",
+        "x-lxd-uid: 1000",
+    ] {
+        assert!(head.contains(h), "{h} in {head}");
+    }
+    let (code, _, _) = request_raw(
+        &sock,
+        "POST",
+        &format!("{f}/root/f.txt"),
+        &[("X-Incus-write", "append")],
+        b"!",
+    );
+    assert_eq!(code, 200);
+    assert_eq!(
+        request_raw(&sock, "GET", &format!("{f}/root/f.txt"), &[], b"").2,
+        b"hello!"
+    );
+    assert_eq!(
+        d.ok(&["exec", "c1", "--", "stat", "-c", "%u:%g:%a", "/root/f.txt"])
+            .trim(),
+        "1000:1001:640"
+    );
+
+    assert_eq!(
+        request_raw(
+            &sock,
+            "POST",
+            &format!("{f}/root/d"),
+            &[("X-Incus-type", "directory"), ("X-Incus-mode", "0700")],
+            b""
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        request_raw(
+            &sock,
+            "POST",
+            &format!("{f}/root/d/l"),
+            &[("X-Incus-type", "symlink")],
+            b"/etc/hostname"
+        )
+        .0,
+        200
+    );
+    let (code, head, body) = request_raw(&sock, "GET", &format!("{f}/root/d"), &[], b"");
+    assert_eq!(code, 200);
+    assert!(head.contains("x-incus-type: directory"));
+    let listing: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(listing["metadata"], serde_json::json!(["l"]));
+    let (_, head, body) = request_raw(&sock, "GET", &format!("{f}/root/d/l"), &[], b"");
+    assert!(head.contains("x-incus-type: symlink"));
+    assert_eq!(body, b"/etc/hostname");
+    let (code, head, _) = request_raw(&sock, "HEAD", &format!("{f}/root/f.txt"), &[], b"");
+    assert_eq!(code, 200);
+    assert!(head.contains("x-incus-mode: 0640"));
+
+    // Confined to the container; bad headers refused; recursive delete.
+    assert_eq!(
+        request_raw(
+            &sock,
+            "GET",
+            &format!("{f}/../../../etc/hostname"),
+            &[],
+            b""
+        )
+        .2,
+        b"c1\n"
+    );
+    assert_eq!(
+        request_raw(&sock, "GET", &format!("{f}/nonexistent"), &[], b"").0,
+        404
+    );
+    assert_eq!(
+        request_raw(
+            &sock,
+            "POST",
+            &format!("{f}/root/x"),
+            &[("X-Incus-uid", "abc")],
+            b""
+        )
+        .0,
+        400
+    );
+    assert_eq!(
+        request_raw(
+            &sock,
+            "POST",
+            &format!("{f}/root/x"),
+            &[("X-Incus-type", "fifo")],
+            b""
+        )
+        .0,
+        400
+    );
+    assert_eq!(
+        request_raw(&sock, "GET", "/1.0/instances/c1/files", &[], b"").0,
+        400,
+        "missing path"
+    );
+    assert_ne!(
+        request_raw(&sock, "DELETE", &format!("{f}/root/d"), &[], b"").0,
+        200,
+        "not empty"
+    );
+    assert_eq!(
+        request_raw(
+            &sock,
+            "DELETE",
+            &format!("{f}/root/d"),
+            &[("X-Incus-force", "true")],
+            b""
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        request_raw(&sock, "GET", &format!("{f}/root/d"), &[], b"").0,
+        404
+    );
+    d.ok(&["delete", "-f", "c1"]);
+    let _ = std::fs::remove_dir_all(&images);
+}
+
+#[test]
+fn daemon_lifecycle_autostart_sigterm_sigpwr() {
+    if std::env::var("INCUS_TEST_PRIVILEGED").as_deref() != Ok("1") {
+        eprintln!(
+            "SKIPPED daemon_lifecycle_autostart_sigterm_sigpwr: set INCUS_TEST_PRIVILEGED=1 (as root)"
+        );
+        return;
+    }
+    use nix::sys::signal::Signal;
+    let images = image_dir("lifecycle");
+    let mut d = Daemon::start();
+    let unified = images.join("busybox.tar.xz");
+    d.ok(&[
+        "image",
+        "import",
+        unified.to_str().expect("path"),
+        "--alias",
+        "busybox",
+    ]);
+    d.ok(&["launch", "busybox", "auto", "-c", "boot.autostart=true"]);
+    d.ok(&["launch", "busybox", "manual"]);
+
+    // SIGTERM: the daemon goes, the instances stay.
+    d.signal_and_restart(Signal::SIGTERM);
+    assert_eq!(
+        d.running_monitors(),
+        vec!["auto".to_string(), "manual".to_string()]
+    );
+    assert_eq!(
+        d.ok(&["list", "--format", "csv", "-c", "ns"]).trim(),
+        "auto,RUNNING\nmanual,RUNNING"
+    );
+    assert_eq!(
+        d.ok(&["exec", "manual", "--", "hostname"]).trim(),
+        "manual",
+        "found again after restart"
+    );
+
+    // Autostart: only boot.autostart instances start with the daemon.
+    d.ok(&["stop", "-f", "auto", "manual"]);
+    d.signal_and_restart(Signal::SIGTERM);
+    let mut started = false;
+    for _ in 0..200 {
+        if d.ok(&["list", "--format", "csv", "-c", "ns"]).trim() == "auto,RUNNING\nmanual,STOPPED" {
+            started = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        started,
+        "autostart: {}",
+        d.ok(&["list", "--format", "csv", "-c", "ns"])
+    );
+
+    // SIGPWR: running instances are stopped before the daemon exits.
+    d.ok(&["start", "manual"]);
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(d.child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, Signal::SIGPWR).expect("SIGPWR");
+    let _ = d.child.wait();
+    assert!(
+        d.running_monitors().is_empty(),
+        "SIGPWR stops instances: {:?}",
+        d.running_monitors()
+    );
+    d.child = spawn_incusd(d.dir.path());
+    for _ in 0..200 {
+        if d.ok(&["list", "--format", "csv", "-c", "ns"])
+            .contains("auto,RUNNING")
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    d.ok(&["delete", "-f", "auto", "manual"]);
     let _ = std::fs::remove_dir_all(&images);
 }

@@ -1315,6 +1315,106 @@ impl Host {
         ))
     }
 
+    /// Starts every stopped instance with `boot.autostart=true`, highest
+    /// `boot.autostart.priority` first, waiting `boot.autostart.delay` seconds after each.
+    /// Returns the names it started; failures are logged as events and skipped.
+    pub async fn autostart(&self) -> Result<Vec<String>> {
+        let mut todo: Vec<api::Instance> = self
+            .list_instances(None)
+            .await?
+            .into_iter()
+            .filter(|i| {
+                i.status_code == StatusCode::Stopped.code()
+                    && config::is_true(&i.expanded_config, "boot.autostart")
+            })
+            .collect();
+        let num = |i: &api::Instance, k: &str| {
+            i.expanded_config
+                .get(k)
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(0)
+        };
+        todo.sort_by_key(|i| std::cmp::Reverse(num(i, "boot.autostart.priority")));
+        let mut started = Vec::new();
+        for inst in todo {
+            let req = api::InstanceStatePut {
+                action: "start".into(),
+                ..Default::default()
+            };
+            let r = match self
+                .update_instance_state(&inst.project, &inst.name, req)
+                .await
+            {
+                Ok(op) => op.wait().await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            match r {
+                Ok(()) => started.push(inst.name.clone()),
+                Err(e) => self.inner.events.log(
+                    "error",
+                    &format!("Autostart of {:?} failed: {e}", inst.name),
+                ),
+            }
+            let delay = num(&inst, "boot.autostart.delay");
+            if delay > 0 {
+                tokio::time::sleep(Duration::from_secs(delay.unsigned_abs())).await;
+            }
+        }
+        Ok(started)
+    }
+
+    /// Stops every running instance (host shutdown): gracefully within
+    /// `boot.host_shutdown_timeout` seconds (default 30), then by force; lowest
+    /// `boot.stop.priority` last. Instances of equal priority stop concurrently.
+    pub async fn stop_all(&self) -> Result<()> {
+        let running: Vec<api::Instance> = self
+            .list_instances(None)
+            .await?
+            .into_iter()
+            .filter(|i| i.status_code != StatusCode::Stopped.code())
+            .collect();
+        let num = |i: &api::Instance, k: &str, d: i64| {
+            i.expanded_config
+                .get(k)
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(d)
+        };
+        let mut by_priority: BTreeMap<std::cmp::Reverse<i64>, Vec<api::Instance>> = BTreeMap::new();
+        for i in running {
+            by_priority
+                .entry(std::cmp::Reverse(num(&i, "boot.stop.priority", 0)))
+                .or_default()
+                .push(i);
+        }
+        for (_, group) in by_priority {
+            let mut ops = Vec::new();
+            for i in group {
+                let timeout = num(&i, "boot.host_shutdown_timeout", 30);
+                let req = api::InstanceStatePut {
+                    action: "stop".into(),
+                    timeout,
+                    ..Default::default()
+                };
+                if let Ok(op) = self.update_instance_state(&i.project, &i.name, req).await {
+                    ops.push((i, op));
+                }
+            }
+            for (i, op) in ops {
+                if op.wait().await.is_err() {
+                    let force = api::InstanceStatePut {
+                        action: "stop".into(),
+                        force: true,
+                        ..Default::default()
+                    };
+                    if let Ok(op) = self.update_instance_state(&i.project, &i.name, force).await {
+                        let _ = op.wait().await;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The root filesystem path of an instance on the host.
     pub fn instance_rootfs(&self, project: &str, name: &str) -> Result<PathBuf> {
         Ok(self.instance_spec(project, name)?.1.rootfs)

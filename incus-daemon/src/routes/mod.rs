@@ -1,6 +1,7 @@
 //! Route table and the small helpers every handler shares.
 
 pub(crate) mod exec;
+mod files;
 mod images;
 mod instances;
 mod misc;
@@ -65,6 +66,13 @@ pub(crate) fn router() -> Router<Arc<Daemon>> {
             axum::routing::post(exec::exec),
         )
         .route("/1.0/instances/{name}/console", get(instances::console))
+        .route(
+            "/1.0/instances/{name}/files",
+            get(files::get)
+                .head(files::get)
+                .post(files::post)
+                .delete(files::delete),
+        )
         .route(
             "/1.0/instances/{name}/snapshots",
             get(instances::snapshots).post(instances::create_snapshot),

@@ -21,6 +21,10 @@ pub const EXTENSIONS: &[&str] = &[
     "etag",
     "patch",
     "storage",
+    "file_delete",
+    "file_append",
+    "directory_manipulation",
+    "file_symlinks",
 ];
 
 pub(crate) async fn root() -> ApiResult {
