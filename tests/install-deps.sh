@@ -8,6 +8,7 @@ PKGS=(
   squashfs-tools          # unsquashfs for split images with a squashfs rootfs; mksquashfs for tests
   xz-utils tar file       # the image builder
   gcc libc6-dev pkg-config
+  lxd-client              # the LXD 5.0 `lxc` client, driven against incusd in the compatibility tests
 )
 missing=()
 for p in "${PKGS[@]}"; do

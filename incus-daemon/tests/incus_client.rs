@@ -772,3 +772,109 @@ fn daemon_lifecycle_autostart_sigterm_sigpwr() {
     d.ok(&["delete", "-f", "auto", "manual"]);
     let _ = std::fs::remove_dir_all(&images);
 }
+
+#[test]
+fn real_lxd_client_scenario() {
+    if std::env::var("INCUS_TEST_PRIVILEGED").as_deref() != Ok("1") {
+        eprintln!("SKIPPED real_lxd_client_scenario: set INCUS_TEST_PRIVILEGED=1 (as root)");
+        return;
+    }
+    let images = image_dir("lxd");
+    let d = Daemon::start();
+    let lxc = |args: &[&str], stdin: &[u8]| -> Output {
+        use std::io::Write;
+        let mut c = Command::new("lxc")
+            .args(args)
+            .env("LXD_DIR", d.dir.path())
+            .env("LXD_CONF", d.conf.path())
+            .env("HOME", d.conf.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect(
+                "the LXD lxc client (package lxd-client) is missing: run tests/install-deps.sh",
+            );
+        let mut input = c.stdin.take().expect("stdin");
+        input.write_all(stdin).expect("stdin");
+        drop(input);
+        c.wait_with_output().expect("lxc output")
+    };
+    let ok = |args: &[&str]| -> String {
+        let out = lxc(args, b"");
+        assert!(
+            out.status.success(),
+            "lxc {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let unified = images.join("busybox.tar.xz");
+    ok(&[
+        "image",
+        "import",
+        unified.to_str().expect("path"),
+        "--alias",
+        "busybox",
+    ]);
+    ok(&["launch", "busybox", "c1"]);
+    assert_eq!(
+        ok(&["list", "--format", "csv", "-c", "ns"]).trim(),
+        "c1,RUNNING"
+    );
+    let out = lxc(
+        &[
+            "exec",
+            "c1",
+            "--",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 2",
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    let out = lxc(&["exec", "c1", "--", "cat"], b"via lxc\n");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "via lxc\n");
+    // File push and pull go through /files with X-LXD-* headers.
+    let src = d.conf.path().join("push.txt");
+    std::fs::write(&src, "pushed by lxc\n").expect("write");
+    ok(&[
+        "file",
+        "push",
+        "--mode",
+        "0600",
+        src.to_str().expect("path"),
+        "c1/root/pushed.txt",
+    ]);
+    assert_eq!(
+        ok(&["exec", "c1", "--", "stat", "-c", "%a", "/root/pushed.txt"]).trim(),
+        "600"
+    );
+    let dst = d.conf.path().join("pulled.txt");
+    ok(&[
+        "file",
+        "pull",
+        "c1/root/pushed.txt",
+        dst.to_str().expect("path"),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(&dst).expect("read"),
+        "pushed by lxc\n"
+    );
+    ok(&["snapshot", "c1", "s0"]);
+    ok(&["exec", "c1", "--", "rm", "/root/pushed.txt"]);
+    ok(&["restore", "c1", "s0"]);
+    assert_eq!(
+        ok(&["exec", "c1", "--", "cat", "/root/pushed.txt"]),
+        "pushed by lxc\n"
+    );
+    ok(&["config", "set", "c1", "user.k", "v"]);
+    assert_eq!(ok(&["config", "get", "c1", "user.k"]).trim(), "v");
+    ok(&["stop", "c1"]);
+    ok(&["delete", "c1"]);
+    assert_eq!(ok(&["list", "--format", "csv"]).trim(), "");
+    let _ = std::fs::remove_dir_all(&images);
+}
