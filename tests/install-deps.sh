@@ -34,3 +34,6 @@ if ! command -v incus >/dev/null 2>&1; then
   apt-get update -q
   apt-get install -y -q --no-install-recommends -t bookworm-backports incus-client
 fi
+
+# pylxd, unmodified from PyPI, for the compatibility test.
+python3 -c 'import pylxd' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check pylxd==2.4.2

@@ -878,3 +878,27 @@ fn real_lxd_client_scenario() {
     assert_eq!(ok(&["list", "--format", "csv"]).trim(), "");
     let _ = std::fs::remove_dir_all(&images);
 }
+
+#[test]
+fn pylxd_scenario() {
+    if std::env::var("INCUS_TEST_PRIVILEGED").as_deref() != Ok("1") {
+        eprintln!("SKIPPED pylxd_scenario: set INCUS_TEST_PRIVILEGED=1 (as root)");
+        return;
+    }
+    let images = image_dir("pylxd");
+    let d = Daemon::start();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/compat/pylxd_scenario.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(d.dir.path())
+        .arg(images.join("busybox.tar.xz"))
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "pylxd scenario failed (pip install pylxd: tests/install-deps.sh):\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&images);
+}

@@ -116,7 +116,7 @@ pub(crate) async fn exec(st: St, q: Q, Path(name): Path<String>, body: Bytes) ->
         Some(metadata),
         move |ctx| async move {
             let id = ctx.id();
-            let result = run_session(&host, &p, &name, &req, &sess).await;
+            let result = run_session(&host, &p, &name, &req, sess.clone()).await;
             if let Ok(mut m) = daemon.sessions.lock() {
                 m.remove(&id);
             }
@@ -172,11 +172,19 @@ async fn run_session(
     p: &str,
     name: &str,
     req: &api::InstanceExecPost,
-    sess: &Session,
+    sess: Arc<Session>,
 ) -> incus_core::Result<i32> {
+    // The data streams must all be there before the command starts; `control` is optional
+    // (pylxd never opens it) and is attached whenever it arrives.
+    let required = sess.secrets.keys().filter(|k| *k != "control").count();
     let deadline = tokio::time::Instant::now() + CONNECT_DEADLINE;
     loop {
-        if sess.sockets.lock().map(|m| m.len()).unwrap_or(0) == sess.secrets.len() {
+        let connected = sess
+            .sockets
+            .lock()
+            .map(|m| m.keys().filter(|k| *k != "control").count())
+            .unwrap_or(0);
+        if connected == required {
             break;
         }
         if tokio::time::timeout_at(deadline, sess.arrived.notified())
@@ -189,13 +197,17 @@ async fn run_session(
             ));
         }
     }
-    let mut sockets = sess
+    let mut sockets: HashMap<String, WebSocket> = sess
         .sockets
         .lock()
-        .map(|mut m| std::mem::take(&mut *m))
+        .map(|mut m| {
+            let keys: Vec<String> = m.keys().filter(|k| *k != "control").cloned().collect();
+            keys.into_iter()
+                .filter_map(|k| m.remove(&k).map(|v| (k, v)))
+                .collect()
+        })
         .unwrap_or_default();
     let mut proc = host.exec(p, name, req).await?;
-    let control_ws = sockets.remove("control");
     let ws0 = sockets.remove("0");
     let mut pumps = Vec::new();
 
@@ -207,8 +219,9 @@ async fn run_session(
         None => (None, None),
     };
     // Client -> stdin.
+    let mut stdin_pump = None;
     if let (Some(mut rx), Some(mut stdin)) = (in0, proc.stdin.take()) {
-        pumps.push(tokio::spawn(async move {
+        stdin_pump = Some(tokio::spawn(async move {
             while let Some(Ok(msg)) = rx.next().await {
                 match msg {
                     Message::Binary(b) if stdin.write_all(&b).await.is_err() => {
@@ -230,16 +243,33 @@ async fn run_session(
     } else {
         for (fd, out) in [("1", proc.stdout.take()), ("2", proc.stderr.take())] {
             if let (Some(ws), Some(out)) = (sockets.remove(fd), out) {
-                let (tx, _rx) = ws.split();
-                writers.push(tokio::spawn(copy_out(out, tx)));
+                let (tx, rx) = ws.split();
+                writers.push(tokio::spawn(async move {
+                    copy_out(out, tx).await;
+                    await_peer_close(rx).await;
+                }));
             }
         }
     }
     // Control: signals and window resizes.
     let control = Arc::new(tokio::sync::Mutex::new(proc.control));
-    if let Some(ws) = control_ws {
+    {
         let c = control.clone();
+        let sess = sess.clone();
         pumps.push(tokio::spawn(async move {
+            let ws = loop {
+                // Register interest before looking, so an arrival in between is not missed.
+                let arrived = sess.arrived.notified();
+                if let Some(ws) = sess
+                    .sockets
+                    .lock()
+                    .ok()
+                    .and_then(|mut m| m.remove("control"))
+                {
+                    break ws;
+                }
+                arrived.await;
+            };
             let (_tx, mut rx) = ws.split();
             while let Some(Ok(msg)) = rx.next().await {
                 let Message::Text(t) = msg else {
@@ -278,7 +308,31 @@ async fn run_session(
     for p in pumps {
         p.abort();
     }
+    // Close the stdin stream properly and give the client a moment to answer the close
+    // (clients such as pylxd keep writing to it until told).
+    if let Some(mut tx) = out0 {
+        let _ = tx.send(Message::Close(None)).await;
+    }
+    if let Some(pump) = stdin_pump {
+        // Past the grace period the socket simply goes with the task.
+        let _ = tokio::time::timeout(CLOSE_GRACE, pump).await;
+    }
     Ok(code)
+}
+
+/// How long a closing stream waits for the client's close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Reads until the client's close frame (or the end), bounded by [`CLOSE_GRACE`].
+async fn await_peer_close(mut rx: futures_util::stream::SplitStream<WebSocket>) {
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        while let Some(Ok(msg)) = rx.next().await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 async fn copy_out(
