@@ -491,6 +491,43 @@ fn real_incus_client_profiles_projects_pools() {
 
     d.ok(&["delete", "-f", "c1"]);
     d.ok(&["profile", "delete", "p1"]);
+
+    // Images: split upload (multipart), launch from it, byte-identical export, properties.
+    let meta = images.join("busybox-split.meta.tar.xz");
+    let rootfs = images.join("busybox-split.rootfs.squashfs");
+    d.ok(&[
+        "image",
+        "import",
+        meta.to_str().expect("path"),
+        rootfs.to_str().expect("path"),
+        "--alias",
+        "split",
+    ]);
+    d.ok(&["launch", "split", "s1"]);
+    assert_eq!(d.ok(&["exec", "s1", "--", "hostname"]).trim(), "s1");
+    d.ok(&["delete", "-f", "s1"]);
+    let export = d.conf.path().join("exported");
+    d.ok(&["image", "export", "busybox", export.to_str().expect("path")]);
+    assert_eq!(
+        std::fs::read(d.conf.path().join("exported.tar.xz")).expect("exported file"),
+        std::fs::read(&unified).expect("original"),
+        "unified export is byte-identical"
+    );
+    d.ok(&["image", "export", "split", export.to_str().expect("path")]);
+    assert_eq!(
+        std::fs::read(&export).expect("meta"),
+        std::fs::read(&meta).expect("meta")
+    );
+    d.ok(&["image", "set-property", "busybox", "os", "mybox"]);
+    assert_eq!(
+        d.ok(&["image", "get-property", "busybox", "os"]).trim(),
+        "mybox"
+    );
+    assert!(
+        d.ok(&["network", "list", "--format", "csv"])
+            .contains("lo,loopback,NO")
+    );
+    d.ok(&["warning", "list"]);
     let _ = std::fs::remove_dir_all(&images);
 }
 

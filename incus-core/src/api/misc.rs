@@ -163,3 +163,33 @@ impl Default for Warning {
         }
     }
 }
+
+/// CPU part of the host inventory (`ResourcesCPU`, reduced).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ResourcesCpu {
+    /// Architecture name.
+    pub architecture: String,
+    /// Logical CPUs.
+    pub total: u64,
+}
+
+/// Memory part of the host inventory (`ResourcesMemory`, reduced).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ResourcesMemory {
+    /// Bytes in use.
+    pub used: u64,
+    /// Bytes in total.
+    pub total: u64,
+}
+
+/// Host inventory (`GET /1.0/resources`): the CPU and memory parts so far.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Resources {
+    /// CPUs.
+    pub cpu: ResourcesCpu,
+    /// Memory.
+    pub memory: ResourcesMemory,
+}

@@ -11,6 +11,7 @@ pub mod archive;
 pub mod cgroup;
 pub mod db;
 mod files;
+mod hostinfo;
 mod idmap;
 mod images;
 mod instances;
@@ -20,6 +21,7 @@ mod state;
 mod templates;
 
 pub use files::{FileAttrs, FileContent, FilePut};
+pub use hostinfo::interfaces_in;
 pub use images::ImageImport;
 pub use ops::{Events, OpContext, Operation};
 

@@ -19,7 +19,8 @@ pub(crate) async fn list(st: St, q: Q) -> ApiResult {
 }
 
 pub(crate) async fn get(st: St, q: Q, Path(fp): Path<String>) -> ApiResult {
-    sync(&st.host.get_image(&project(&q), &fp)?)
+    let img = st.host.get_image(&project(&q), &fp)?;
+    crate::response::sync_etag(&img, &crate::response::etag(&img.put))
 }
 
 pub(crate) async fn delete(st: St, q: Q, Path(fp): Path<String>) -> ApiResult {
@@ -56,15 +57,28 @@ pub(crate) async fn alias(st: St, q: Q, Path(name): Path<String>) -> ApiResult {
     sync(&st.host.get_image_alias(&project(&q), &name)?)
 }
 
-/// `POST /1.0/images` with the image as the raw body (a unified tarball), as `incus image
-/// import` sends it. The body is streamed to a file under `images/` and never held in memory.
-/// Split-image (multipart) upload is not supported yet.
+/// `POST /1.0/images` with the image as the raw body (a unified tarball), or as
+/// `multipart/form-data` with parts `metadata` and `rootfs` (a split image), as `incus image
+/// import` sends them. Bodies are streamed to files under `images/`, never held in memory.
 pub(crate) async fn upload(
     st: St,
     q: Q,
     headers: axum::http::HeaderMap,
-    body: axum::body::Body,
+    request: axum::extract::Request,
 ) -> ApiResult {
+    use axum::extract::FromRequest;
+    let ctype0 = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    if ctype0.starts_with("multipart/") {
+        let multipart = axum::extract::Multipart::from_request(request, &())
+            .await
+            .map_err(|e| incus_core::Error::invalid(format!("Invalid multipart upload: {e}")))?;
+        return upload_split(st, q, headers, multipart).await;
+    }
+    let body = request.into_body();
     use futures_util::StreamExt;
     use tokio::io::AsyncWriteExt;
     let header = |n: &str| {
@@ -171,4 +185,227 @@ pub(crate) async fn create_alias(st: St, q: Q, body: axum::body::Bytes) -> ApiRe
 pub(crate) async fn delete_alias(st: St, q: Q, Path(name): Path<String>) -> ApiResult {
     st.host.delete_image_alias(&project(&q), &name)?;
     crate::response::sync_empty()
+}
+
+/// `GET /1.0/images/<fp>/export`: the original file of a unified image, byte-identical; for a
+/// split image, the metadata and rootfs files as `multipart/form-data` parts `metadata` and
+/// `rootfs`, as Incus sends them.
+pub(crate) async fn export(st: St, q: Q, Path(fp): Path<String>) -> ApiResult {
+    use axum::response::IntoResponse;
+    let p = project(&q);
+    let img = st.host.get_image(&p, &fp)?;
+    let (meta, rootfs) = st.host.image_files(&p, &img.fingerprint)?;
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| incus_core::Error::io(path.display(), e))
+    };
+    match rootfs {
+        None => {
+            let name = if img.filename.is_empty() {
+                format!("{}.tar.xz", img.fingerprint)
+            } else {
+                img.filename.clone()
+            };
+            Ok((
+                [
+                    (
+                        axum::http::header::CONTENT_TYPE,
+                        "application/octet-stream".to_string(),
+                    ),
+                    (
+                        axum::http::header::CONTENT_DISPOSITION,
+                        format!("attachment; filename={name}"),
+                    ),
+                ],
+                read(&meta)?,
+            )
+                .into_response())
+        }
+        Some(rootfs) => {
+            let boundary = format!("incus{}", uuid::Uuid::new_v4().simple());
+            let mut body = Vec::new();
+            for (part, file, fname) in [
+                (
+                    "metadata",
+                    &meta,
+                    format!("meta-{}.tar.xz", img.fingerprint),
+                ),
+                ("rootfs", &rootfs, format!("{}.squashfs", img.fingerprint)),
+            ] {
+                body.extend_from_slice(
+                    format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{part}\"; filename=\"{fname}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+                );
+                body.extend(read(file)?);
+                body.extend_from_slice(b"\r\n");
+            }
+            body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+            Ok((
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    format!("multipart/form-data; boundary={boundary}"),
+                )],
+                body,
+            )
+                .into_response())
+        }
+    }
+}
+
+/// `PUT /1.0/images/<fp>`
+pub(crate) async fn put(
+    st: St,
+    q: Q,
+    Path(fp): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    let p = project(&q);
+    let current = st.host.get_image(&p, &fp)?;
+    crate::response::check_if_match(&headers, &crate::response::etag(&current.put))?;
+    let put: incus_core::api::ImagePut = crate::response::parse(&body)?;
+    st.host.update_image(&p, &fp, put)?;
+    crate::response::sync_empty()
+}
+
+/// `PATCH /1.0/images/<fp>`: merges `properties`, replaces the other given fields.
+pub(crate) async fn patch(
+    st: St,
+    q: Q,
+    Path(fp): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    let p = project(&q);
+    let current = st.host.get_image(&p, &fp)?;
+    crate::response::check_if_match(&headers, &crate::response::etag(&current.put))?;
+    let patch: serde_json::Value = crate::response::parse(&body)?;
+    let mut put = current.put.clone();
+    if let Some(props) = patch.get("properties").and_then(|v| v.as_object()) {
+        for (k, v) in props {
+            put.properties
+                .insert(k.clone(), v.as_str().unwrap_or_default().to_string());
+        }
+    }
+    if let Some(b) = patch.get("public").and_then(|v| v.as_bool()) {
+        put.public = b;
+    }
+    if let Some(b) = patch.get("auto_update").and_then(|v| v.as_bool()) {
+        put.auto_update = b;
+    }
+    if let Some(list) = patch.get("profiles") {
+        put.profiles = serde_json::from_value(list.clone())
+            .map_err(|e| incus_core::Error::invalid(format!("Invalid profiles: {e}")))?;
+    }
+    st.host.update_image(&p, &fp, put)?;
+    crate::response::sync_empty()
+}
+
+/// Streams one multipart field to `path`.
+async fn save_field(
+    mut field: axum::extract::multipart::Field<'_>,
+    path: &std::path::Path,
+) -> Result<(), incus_core::Error> {
+    use tokio::io::AsyncWriteExt;
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(|e| incus_core::Error::io(path.display(), e))?;
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| incus_core::Error::invalid(format!("Failed reading the upload: {e}")))?
+    {
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| incus_core::Error::io(path.display(), e))?;
+    }
+    Ok(())
+}
+
+async fn upload_split(
+    st: St,
+    q: Q,
+    headers: axum::http::HeaderMap,
+    mut multipart: axum::extract::Multipart,
+) -> ApiResult {
+    let p = project(&q);
+    st.host.get_project(&p)?;
+    let dir = st.host.state_dir().join("images");
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let (meta, rootfs) = (
+        dir.join(format!("upload-{id}.meta")),
+        dir.join(format!("upload-{id}.rootfs")),
+    );
+    let cleanup = || {
+        let _ = std::fs::remove_file(&meta);
+        let _ = std::fs::remove_file(&rootfs);
+    };
+    let mut seen = (false, false);
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => {
+                cleanup();
+                return Err(
+                    incus_core::Error::invalid(format!("Invalid multipart upload: {e}")).into(),
+                );
+            }
+        };
+        let r = match field.name() {
+            Some("metadata") => {
+                seen.0 = true;
+                save_field(field, &meta).await
+            }
+            Some("rootfs") | Some("rootfs.img") => {
+                seen.1 = true;
+                save_field(field, &rootfs).await
+            }
+            other => Err(incus_core::Error::invalid(format!(
+                "Unexpected upload part {other:?}"
+            ))),
+        };
+        if let Err(e) = r {
+            cleanup();
+            return Err(e.into());
+        }
+    }
+    if seen != (true, true) {
+        cleanup();
+        return Err(incus_core::Error::invalid(
+            "A split image upload needs a metadata and a rootfs part",
+        )
+        .into());
+    }
+    let public = headers
+        .get("x-incus-public")
+        .or_else(|| headers.get("x-lxd-public"))
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == "true" || v == "1");
+    let host = st.host.clone();
+    let op = st.host.spawn_operation(
+        &p.clone(),
+        "task",
+        "Downloading image",
+        Default::default(),
+        None,
+        move |_| async move {
+            let req = incus_core::host::ImageImport {
+                metadata: meta.clone(),
+                rootfs: Some(rootfs.clone()),
+                public,
+                ..Default::default()
+            };
+            let r = host.import_image(&p, req).await;
+            let _ = std::fs::remove_file(&meta);
+            let _ = std::fs::remove_file(&rootfs);
+            let img = r?;
+            Ok(Some(serde_json::Map::from_iter([
+                (
+                    "fingerprint".to_string(),
+                    serde_json::json!(img.fingerprint),
+                ),
+                ("size".to_string(), serde_json::json!(img.size)),
+            ])))
+        },
+    );
+    operation(&op)
 }

@@ -14,6 +14,9 @@ use axum::routing::get;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// The largest image upload accepted (bytes).
+const IMAGE_UPLOAD_LIMIT: usize = 64 << 30;
+
 pub(crate) type St = axum::extract::State<Arc<Daemon>>;
 pub(crate) type Q = axum::extract::Query<HashMap<String, String>>;
 
@@ -83,7 +86,14 @@ pub(crate) fn router() -> Router<Arc<Daemon>> {
                 .post(instances::rename_snapshot)
                 .delete(instances::delete_snapshot),
         )
-        .route("/1.0/images", get(images::list).post(images::upload))
+        // Uploads are streamed to disk: a large limit of their own; JSON bodies elsewhere
+        // keep axum's 2 MiB default.
+        .route(
+            "/1.0/images",
+            get(images::list)
+                .post(images::upload)
+                .layer(axum::extract::DefaultBodyLimit::max(IMAGE_UPLOAD_LIMIT)),
+        )
         .route(
             "/1.0/images/aliases",
             get(images::aliases).post(images::create_alias),
@@ -92,7 +102,18 @@ pub(crate) fn router() -> Router<Arc<Daemon>> {
             "/1.0/images/aliases/{*name}",
             get(images::alias).delete(images::delete_alias),
         )
-        .route("/1.0/images/{fp}", get(images::get).delete(images::delete))
+        .route(
+            "/1.0/images/{fp}",
+            get(images::get)
+                .put(images::put)
+                .patch(images::patch)
+                .delete(images::delete),
+        )
+        .route("/1.0/images/{fp}/export", get(images::export))
+        .route("/1.0/resources", get(server::resources))
+        .route("/1.0/networks", get(server::networks))
+        .route("/1.0/networks/{name}", get(server::network))
+        .route("/1.0/warnings", get(server::warnings))
         .route(
             "/1.0/profiles",
             get(misc::profiles).post(misc::create_profile),

@@ -25,6 +25,8 @@ pub const EXTENSIONS: &[&str] = &[
     "file_append",
     "directory_manipulation",
     "file_symlinks",
+    "network",
+    "warnings",
 ];
 
 pub(crate) async fn root() -> ApiResult {
@@ -92,4 +94,34 @@ pub(crate) async fn patch(st: St, body: Bytes) -> ApiResult {
     config.extend(put.config);
     st.host.update_server_config(config)?;
     sync_empty()
+}
+
+pub(crate) async fn resources(st: St) -> ApiResult {
+    sync(&st.host.resources()?)
+}
+
+pub(crate) async fn networks(st: St, q: Q) -> ApiResult {
+    let nets = st.host.list_networks()?;
+    if super::recursion(&q) >= 1 {
+        sync(&nets)
+    } else {
+        sync(
+            &nets
+                .iter()
+                .map(|n| format!("/1.0/networks/{}", n.name))
+                .collect::<Vec<_>>(),
+        )
+    }
+}
+
+pub(crate) async fn network(
+    st: St,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> ApiResult {
+    sync(&st.host.get_network(&name)?)
+}
+
+/// `GET /1.0/warnings`: this engine records no warnings yet, so the list is empty.
+pub(crate) async fn warnings(_q: Q) -> ApiResult {
+    sync(&Vec::<api::Warning>::new())
 }

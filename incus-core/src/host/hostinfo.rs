@@ -1,0 +1,122 @@
+//! Read-only host facts for the API: network interfaces (listed as unmanaged networks, as
+//! Incus lists them until the network drivers manage some) and a small resource inventory.
+
+use super::Host;
+use crate::api;
+use crate::error::{Error, Result};
+use std::path::Path;
+
+/// The type Incus shows for an unmanaged interface under `root` (`/sys/class/net/<name>`).
+fn interface_type(root: &Path) -> &'static str {
+    let link_type = std::fs::read_to_string(root.join("type")).unwrap_or_default();
+    if link_type.trim() == "772" {
+        "loopback"
+    } else if root.join("bridge").is_dir() {
+        "bridge"
+    } else if root.join("bonding").is_dir() {
+        "bond"
+    } else if root.join("device").exists() {
+        "physical"
+    } else {
+        "unknown"
+    }
+}
+
+/// Unmanaged networks from a `/sys/class/net`-shaped directory (a seam for tests).
+pub fn interfaces_in(sys_class_net: &Path) -> Vec<api::Network> {
+    let mut out: Vec<api::Network> = std::fs::read_dir(sys_class_net)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| api::Network {
+                    name: e.file_name().to_string_lossy().into_owned(),
+                    kind: interface_type(&e.path()).into(),
+                    managed: false,
+                    locations: vec!["none".into()],
+                    ..Default::default()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+impl Host {
+    /// Networks: the host's interfaces, unmanaged (no network driver manages any yet).
+    pub fn list_networks(&self) -> Result<Vec<api::Network>> {
+        Ok(interfaces_in(Path::new("/sys/class/net")))
+    }
+
+    /// One network by name.
+    pub fn get_network(&self, name: &str) -> Result<api::Network> {
+        self.list_networks()?
+            .into_iter()
+            .find(|n| n.name == name)
+            .ok_or_else(|| Error::not_found(format!("Network {name:?} not found")))
+    }
+
+    /// The host inventory: CPU count and architecture, memory.
+    pub fn resources(&self) -> Result<api::Resources> {
+        let meminfo =
+            std::fs::read_to_string("/proc/meminfo").map_err(|e| Error::io("/proc/meminfo", e))?;
+        let kib = |key: &str| -> u64 {
+            meminfo
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .unwrap_or(0)
+                * 1024
+        };
+        let total = kib("MemTotal:");
+        Ok(api::Resources {
+            cpu: api::ResourcesCpu {
+                architecture: std::env::consts::ARCH.into(),
+                total: std::thread::available_parallelism()
+                    .map(|n| n.get() as u64)
+                    .unwrap_or(1),
+            },
+            memory: api::ResourcesMemory {
+                used: total.saturating_sub(kib("MemAvailable:")),
+                total,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_interfaces() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let mk = |name: &str, ty: &str, sub: Option<&str>| {
+            let d = t.path().join(name);
+            std::fs::create_dir_all(&d).expect("mkdir");
+            std::fs::write(d.join("type"), ty).expect("write");
+            if let Some(s) = sub {
+                std::fs::create_dir_all(d.join(s)).expect("mkdir");
+            }
+        };
+        mk("lo", "772\n", None);
+        mk("br0", "1\n", Some("bridge"));
+        mk("eth0", "1\n", Some("device"));
+        mk("veth1", "1\n", None);
+        let nets = interfaces_in(t.path());
+        let kinds: Vec<(&str, &str)> = nets
+            .iter()
+            .map(|n| (n.name.as_str(), n.kind.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("br0", "bridge"),
+                ("eth0", "physical"),
+                ("lo", "loopback"),
+                ("veth1", "unknown")
+            ]
+        );
+        assert!(nets.iter().all(|n| !n.managed));
+    }
+}
