@@ -157,7 +157,7 @@ impl Host {
     }
 
     fn uses_idmap(&self, project: &str, name: &str) -> bool {
-        self.get_instance_record_expanded(project, name)
+        self.get_instance_record(project, name)
             .map(|i| !crate::config::is_true(&i.expanded_config, "security.privileged"))
             .unwrap_or(true)
     }

@@ -31,6 +31,15 @@ fn storage_name(project: &str, name: &str) -> String {
     }
 }
 
+/// The engine-owned `volatile.*` keys of a config.
+fn volatile_keys(config: &ConfigMap) -> ConfigMap {
+    config
+        .iter()
+        .filter(|(k, _)| k.starts_with("volatile."))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 fn status_of(ps: PowerState) -> StatusCode {
     match ps {
         PowerState::Stopped => StatusCode::Stopped,
@@ -125,20 +134,16 @@ impl Host {
         Ok((inst, spec))
     }
 
-    pub(crate) fn get_instance_record_expanded(
-        &self,
-        project: &str,
-        name: &str,
-    ) -> Result<api::Instance> {
-        self.get_instance_record(project, name)
-    }
-
-    fn get_instance_record(&self, project: &str, name: &str) -> Result<api::Instance> {
-        let mut inst: api::Instance = self
-            .inner
+    /// The stored row of an instance (no expansion).
+    fn instance_row(&self, project: &str, name: &str) -> Result<api::Instance> {
+        self.inner
             .db
             .get(Table::Instances, project, name)?
-            .ok_or_else(|| Error::not_found("Instance not found"))?;
+            .ok_or_else(|| Error::not_found("Instance not found"))
+    }
+
+    pub(crate) fn get_instance_record(&self, project: &str, name: &str) -> Result<api::Instance> {
+        let mut inst = self.instance_row(project, name)?;
         self.expand_all(project, std::slice::from_mut(&mut inst))?;
         Ok(inst)
     }
@@ -527,11 +532,7 @@ impl Host {
             _ => return Err(Error::busy("The instance is already running")),
         }
         self.inner.lxc.start(&spec).await?;
-        let mut rec: api::Instance = self
-            .inner
-            .db
-            .get(Table::Instances, project, name)?
-            .ok_or_else(|| Error::not_found("Instance not found"))?;
+        let mut rec: api::Instance = self.instance_row(project, name)?;
         rec.last_used_at = chrono::Utc::now();
         rec.put
             .config
@@ -757,11 +758,7 @@ impl Host {
                 driver
                     .rename_volume(&old_vol, &storage_name(&project, &new_name))
                     .await?;
-                let mut rec: api::Instance = host
-                    .inner
-                    .db
-                    .get(Table::Instances, &project, &name)?
-                    .ok_or_else(|| Error::not_found("Instance not found"))?;
+                let mut rec: api::Instance = host.instance_row(&project, &name)?;
                 rec.name = new_name.clone();
                 let r = host
                     .inner
@@ -870,18 +867,8 @@ impl Host {
                 "Changing the root disk's pool requires moving the instance",
             ));
         }
-        let mut rec: api::Instance = self
-            .inner
-            .db
-            .get(Table::Instances, project, name)?
-            .ok_or_else(|| Error::not_found("Instance not found"))?;
-        let volatile: ConfigMap = rec
-            .put
-            .config
-            .iter()
-            .filter(|(k, _)| k.starts_with("volatile."))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let mut rec: api::Instance = self.instance_row(project, name)?;
+        let volatile: ConfigMap = volatile_keys(&rec.put.config);
         rec.put = api::InstancePut {
             architecture: rec.put.architecture.clone(),
             restore: String::new(),
@@ -1277,18 +1264,8 @@ impl Host {
                 }
                 let (driver, vol) = host.root_volume(&inst)?;
                 driver.restore_snapshot(&vol, &snapshot).await?;
-                let mut rec: api::Instance = host
-                    .inner
-                    .db
-                    .get(Table::Instances, &project, &name)?
-                    .ok_or_else(|| Error::not_found("Instance not found"))?;
-                let volatile: ConfigMap = rec
-                    .put
-                    .config
-                    .iter()
-                    .filter(|(k, _)| k.starts_with("volatile."))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
+                let mut rec: api::Instance = host.instance_row(&project, &name)?;
+                let volatile: ConfigMap = volatile_keys(&rec.put.config);
                 rec.put.config = snap
                     .config
                     .iter()

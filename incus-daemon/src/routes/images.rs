@@ -1,21 +1,12 @@
 //! `/1.0/images` (read and delete; upload comes next).
 
-use super::{Q, St, project, recursion};
+use super::{Q, St, names_or_objects, project};
 use crate::response::{ApiResult, operation, sync};
 use axum::extract::Path;
 
 pub(crate) async fn list(st: St, q: Q) -> ApiResult {
     let images = st.host.list_images(&project(&q))?;
-    if recursion(&q) >= 1 {
-        sync(&images)
-    } else {
-        sync(
-            &images
-                .iter()
-                .map(|i| format!("/1.0/images/{}", i.fingerprint))
-                .collect::<Vec<_>>(),
-        )
-    }
+    names_or_objects(&q, images, |i| format!("/1.0/images/{}", i.fingerprint))
 }
 
 pub(crate) async fn get(st: St, q: Q, Path(fp): Path<String>) -> ApiResult {
@@ -41,16 +32,7 @@ pub(crate) async fn delete(st: St, q: Q, Path(fp): Path<String>) -> ApiResult {
 
 pub(crate) async fn aliases(st: St, q: Q) -> ApiResult {
     let aliases = st.host.list_image_aliases(&project(&q))?;
-    if recursion(&q) >= 1 {
-        sync(&aliases)
-    } else {
-        sync(
-            &aliases
-                .iter()
-                .map(|a| format!("/1.0/images/aliases/{}", a.name))
-                .collect::<Vec<_>>(),
-        )
-    }
+    names_or_objects(&q, aliases, |a| format!("/1.0/images/aliases/{}", a.name))
 }
 
 pub(crate) async fn alias(st: St, q: Q, Path(name): Path<String>) -> ApiResult {

@@ -1,23 +1,11 @@
 //! `/1.0/profiles`, `/1.0/projects` and `/1.0/storage-pools`.
 
-use super::{Q, St, project, recursion};
-use crate::response::{ApiResult, check_if_match, etag, parse, sync, sync_empty, sync_etag};
+use super::{Q, St, names_or_objects, project};
+use crate::response::{ApiResult, check_if_match, etag, parse, sync_empty, sync_etag};
 use axum::body::Bytes;
 use axum::extract::Path;
 use axum::http::HeaderMap;
 use incus_core::api;
-
-fn names_or_objects<T: serde::Serialize>(
-    q: &Q,
-    items: Vec<T>,
-    url: impl Fn(&T) -> String,
-) -> ApiResult {
-    if recursion(q) >= 1 {
-        sync(&items)
-    } else {
-        sync(&items.iter().map(url).collect::<Vec<_>>())
-    }
-}
 
 pub(crate) async fn profiles(st: St, q: Q) -> ApiResult {
     let list = st.host.list_profiles(&project(&q))?;

@@ -33,6 +33,19 @@ pub(crate) fn recursion(q: &HashMap<String, String>) -> u8 {
     q.get("recursion").and_then(|r| r.parse().ok()).unwrap_or(0)
 }
 
+/// A list response: URLs at `recursion=0`, objects otherwise.
+pub(crate) fn names_or_objects<T: serde::Serialize>(
+    q: &HashMap<String, String>,
+    items: Vec<T>,
+    url: impl Fn(&T) -> String,
+) -> crate::response::ApiResult {
+    if recursion(q) >= 1 {
+        crate::response::sync(&items)
+    } else {
+        crate::response::sync(&items.iter().map(url).collect::<Vec<_>>())
+    }
+}
+
 pub(crate) fn router() -> Router<Arc<Daemon>> {
     Router::new()
         .route("/", get(server::root))

@@ -102,16 +102,7 @@ pub(crate) async fn resources(st: St) -> ApiResult {
 
 pub(crate) async fn networks(st: St, q: Q) -> ApiResult {
     let nets = st.host.list_networks()?;
-    if super::recursion(&q) >= 1 {
-        sync(&nets)
-    } else {
-        sync(
-            &nets
-                .iter()
-                .map(|n| format!("/1.0/networks/{}", n.name))
-                .collect::<Vec<_>>(),
-        )
-    }
+    super::names_or_objects(&q, nets, |n| format!("/1.0/networks/{}", n.name))
 }
 
 pub(crate) async fn network(
