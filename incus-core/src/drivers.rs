@@ -178,6 +178,16 @@ pub trait StorageDriver: Send + Sync {
     /// Renames a snapshot.
     async fn rename_snapshot(&self, vol: &Volume, snapshot: &str, new_name: &str) -> Result<()>;
 
+    /// Creates snapshot `snapshot` of `vol` as a copy of snapshot `src_snapshot` of `src`
+    /// (copies of instances with their snapshots). Ownership is kept as it is.
+    async fn copy_snapshot(
+        &self,
+        vol: &Volume,
+        snapshot: &str,
+        src: &Volume,
+        src_snapshot: &str,
+    ) -> Result<()>;
+
     /// Replaces the volume's content with the snapshot's. The instance must be stopped.
     async fn restore_snapshot(&self, vol: &Volume, snapshot: &str) -> Result<()>;
 

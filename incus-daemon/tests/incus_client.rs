@@ -242,6 +242,34 @@ fn real_incus_client_scenario() {
     );
     d.ok(&["snapshot", "delete", "c1", "s0"]);
 
+    // Copies (with and without snapshots, from a running instance), rename, logs.
+    d.ok(&["snapshot", "create", "c1", "keep"]);
+    d.ok(&["copy", "c1", "c2"]);
+    assert!(
+        d.ok(&["snapshot", "list", "c2", "--format", "csv"])
+            .contains("keep")
+    );
+    d.ok(&["start", "c2"]);
+    assert_eq!(
+        d.ok(&["exec", "c2", "--", "hostname"]).trim(),
+        "c2",
+        "copy templates applied"
+    );
+    d.ok(&["copy", "c1", "c3", "--instance-only"]);
+    assert_eq!(
+        d.ok(&["snapshot", "list", "c3", "--format", "csv"]).trim(),
+        ""
+    );
+    d.ok(&["rename", "c3", "c4"]);
+    assert_eq!(
+        d.ok(&["list", "--format", "csv", "-c", "n"]).trim(),
+        "c1\nc2\nc4"
+    );
+    assert!(d.ok(&["info", "c1", "--show-log"]).contains("Log:"));
+    d.ok(&["delete", "-f", "c2"]);
+    d.ok(&["delete", "c4"]);
+    d.ok(&["snapshot", "delete", "c1", "keep"]);
+
     // Config.
     d.ok(&["config", "set", "c1", "user.foo", "bar"]);
     assert_eq!(d.ok(&["config", "get", "c1", "user.foo"]).trim(), "bar");

@@ -262,6 +262,36 @@ impl StorageDriver for DirDriver {
         .await
     }
 
+    async fn copy_snapshot(
+        &self,
+        vol: &Volume,
+        snapshot: &str,
+        src: &Volume,
+        src_snapshot: &str,
+    ) -> Result<()> {
+        let (from, to) = (
+            self.snapshot_path(src, src_snapshot),
+            self.snapshot_path(vol, snapshot),
+        );
+        blocking(move || {
+            if to.exists() {
+                return Err(Error::already_exists(format!(
+                    "Snapshot {} exists",
+                    to.display()
+                )));
+            }
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+            }
+            let r = copy_tree(&from, &to, None);
+            if r.is_err() {
+                let _ = remove_tree(&to);
+            }
+            r
+        })
+        .await
+    }
+
     async fn delete_snapshot(&self, vol: &Volume, snapshot: &str) -> Result<()> {
         let p = self.snapshot_path(vol, snapshot);
         blocking(move || remove_tree(&p)).await

@@ -290,7 +290,10 @@ impl Host {
                 req.name
             )));
         }
-        if req.put.profiles.is_empty() && !req.put.profiles.iter().any(|_| true) {
+        if req.source.kind == "copy" {
+            return self.copy_instance(project, req).await;
+        }
+        if req.put.profiles.is_empty() {
             // An absent profile list means the default profile, as in Incus; an explicit empty
             // list cannot be told apart in JSON defaults, so both get `default`.
             req.put.profiles = vec!["default".into()];
@@ -432,6 +435,160 @@ impl Host {
                     host.start_locked(&project_s, &name).await?;
                 }
                 Ok(None)
+            },
+        ))
+    }
+
+    /// Copies an instance (`source.type = "copy"`): its root volume and, unless
+    /// `instance_only`, its snapshots, on the same pool and in the same project. The source may
+    /// run (the copy is then not atomic, as with Incus on dir). Volatile keys are not copied;
+    /// `copy` templates are applied, so the host name follows the new name.
+    async fn copy_instance(&self, project: &str, mut req: api::InstancesPost) -> Result<Operation> {
+        if !req.source.project.is_empty() && req.source.project != project {
+            return Err(Error::unsupported(
+                "Copies between projects are not supported yet",
+            ));
+        }
+        // A copy of a running container is taken as it is (not atomic, as with Incus on dir);
+        // `live` asks for exactly that.
+        if req.source.refresh {
+            return Err(Error::unsupported(
+                "Refreshing copies are not supported yet",
+            ));
+        }
+        let src_name = req.source.source.clone();
+        if src_name.contains('/') {
+            return Err(Error::unsupported(
+                "Copying from a snapshot is not supported yet",
+            ));
+        }
+        let src = self.get_instance_record(project, &src_name)?;
+        // The client sends the source's writable fields (volatile keys included); an empty
+        // request takes them from the source.
+        if req.put.config.is_empty() && req.put.devices.is_empty() && req.put.profiles.is_empty() {
+            req.put = src.put.clone();
+        }
+        req.put.config.retain(|k, _| !k.starts_with("volatile."));
+        if req.put.profiles.is_empty() {
+            req.put.profiles = src.put.profiles.clone();
+        }
+        let (ec, ed) = self.validate_put(project, &req.put)?;
+        let src_pool = src
+            .put
+            .config
+            .get("volatile.rootfs.pool")
+            .cloned()
+            .unwrap_or_default();
+        let pool = ed
+            .values()
+            .find(|d| {
+                d.get("type").map(String::as_str) == Some("disk")
+                    && d.get("path").map(String::as_str) == Some("/")
+            })
+            .and_then(|d| d.get("pool"))
+            .cloned()
+            .unwrap_or_default();
+        if pool != src_pool {
+            return Err(Error::unsupported(
+                "Copies to another storage pool are not supported yet",
+            ));
+        }
+        if config::is_true(&ec, "security.privileged")
+            != config::is_true(&src.expanded_config, "security.privileged")
+        {
+            return Err(Error::unsupported(
+                "Copies that change security.privileged are not supported yet",
+            ));
+        }
+        let snapshots = if req.source.instance_only {
+            Vec::new()
+        } else {
+            self.list_snapshots(project, &src_name)?
+        };
+        let now = chrono::Utc::now();
+        let mut put = req.put.clone();
+        put.architecture = src.put.architecture.clone();
+        put.config
+            .insert("volatile.rootfs.pool".into(), pool.clone());
+        put.config
+            .insert("volatile.uuid".into(), uuid::Uuid::new_v4().to_string());
+        put.config
+            .insert("volatile.last_state.power".into(), "STOPPED".into());
+        if let Some(b) = src.put.config.get("volatile.base_image") {
+            put.config.insert("volatile.base_image".into(), b.clone());
+        }
+        let record = api::Instance {
+            put,
+            created_at: now,
+            name: req.name.clone(),
+            kind: "container".into(),
+            project: project.into(),
+            ..Default::default()
+        };
+        let (start, name) = (req.start, req.name.clone());
+        Ok(self.locked_op(
+            project,
+            &name,
+            "Copying instance",
+            move |host, project, name| async move {
+                let (driver, src_vol) = host.root_volume(&src)?;
+                let vol = Volume::new(VolumeType::Container, storage_name(&project, &name));
+                driver.create_volume_from_copy(&vol, &src_vol, None).await?;
+                let copied = async {
+                    for snap in &snapshots {
+                        driver
+                            .copy_snapshot(&vol, &snap.name, &src_vol, &snap.name)
+                            .await?;
+                    }
+                    host.inner
+                        .db
+                        .insert(Table::Instances, &project, &name, &record)?;
+                    for snap in &snapshots {
+                        let rec = SnapshotRecord {
+                            instance: name.clone(),
+                            snapshot: snap.clone(),
+                        };
+                        host.inner.db.insert(
+                            Table::Snapshots,
+                            &project,
+                            &format!("{name}/{}", snap.name),
+                            &rec,
+                        )?;
+                    }
+                    Ok::<(), Error>(())
+                }
+                .await;
+                if let Err(e) = copied {
+                    let _ = host.inner.db.delete_prefix(
+                        Table::Snapshots,
+                        &project,
+                        &format!("{name}/"),
+                    );
+                    let _ = host.inner.db.delete(Table::Instances, &project, &name);
+                    let _ = driver.delete_volume(&vol).await;
+                    return Err(e);
+                }
+                let shift = (!config::is_true(&record.put.config, "security.privileged"))
+                    .then_some(host.inner.idmap);
+                if let Err(e) =
+                    host.apply_templates(&project, &name, &driver.volume_path(&vol), "copy", shift)
+                {
+                    host.inner.events.log(
+                        "warning",
+                        &format!("Instance {name:?}: templates not applied: {e}"),
+                    );
+                }
+                host.write_backup_yaml(&project, &name, &driver.volume_path(&vol));
+                host.inner.events.lifecycle(
+                    "instance-created",
+                    &instance_url(&project, &name),
+                    &project,
+                    None,
+                );
+                if start {
+                    host.start_locked(&project, &name).await?;
+                }
+                Ok(())
             },
         ))
     }
@@ -925,6 +1082,37 @@ impl Host {
             state.started_at = inst.last_used_at;
         }
         Ok(state)
+    }
+
+    /// Names of the instance's log files (`lxc.log`, `lxc.conf`, `console.log`).
+    pub fn instance_log_files(&self, project: &str, name: &str) -> Result<Vec<String>> {
+        let (_, spec) = self.instance_spec(project, name)?;
+        let mut names: Vec<String> = std::fs::read_dir(&spec.log_dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| e.path().is_file())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with(".log") || n == "lxc.conf")
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        Ok(names)
+    }
+
+    /// One log file of the instance, by a name from [`Host::instance_log_files`].
+    pub fn instance_log(&self, project: &str, name: &str, file: &str) -> Result<Vec<u8>> {
+        if !self
+            .instance_log_files(project, name)?
+            .iter()
+            .any(|f| f == file)
+        {
+            return Err(Error::not_found(format!("Log file {file:?} not found")));
+        }
+        let (_, spec) = self.instance_spec(project, name)?;
+        let path = spec.log_dir.join(file);
+        std::fs::read(&path).map_err(|e| Error::io(path.display(), e))
     }
 
     /// The console log (what init wrote on the console).

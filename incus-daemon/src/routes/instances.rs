@@ -272,3 +272,28 @@ pub(crate) async fn delete_snapshot(
     let op = st.host.delete_snapshot(&project(&q), &name, &snap).await?;
     operation(&op)
 }
+
+pub(crate) async fn logs(st: St, q: Q, Path(name): Path<String>) -> ApiResult {
+    let p = project(&q);
+    let files = st.host.instance_log_files(&p, &name)?;
+    let base = url(&p, &name);
+    let (path, query) = base
+        .split_once('?')
+        .map(|(a, b)| (a.to_string(), format!("?{b}")))
+        .unwrap_or((base.clone(), String::new()));
+    sync(
+        &files
+            .iter()
+            .map(|f| format!("{path}/logs/{f}{query}"))
+            .collect::<Vec<_>>(),
+    )
+}
+
+pub(crate) async fn log(st: St, q: Q, Path((name, file)): Path<(String, String)>) -> ApiResult {
+    let data = st.host.instance_log(&project(&q), &name, &file)?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+        data,
+    )
+        .into_response())
+}

@@ -82,6 +82,8 @@ pub(crate) fn router() -> Router<Arc<Daemon>> {
             axum::routing::post(exec::exec),
         )
         .route("/1.0/instances/{name}/console", get(instances::console))
+        .route("/1.0/instances/{name}/logs", get(instances::logs))
+        .route("/1.0/instances/{name}/logs/{file}", get(instances::log))
         .route(
             "/1.0/instances/{name}/files",
             get(files::get)

@@ -27,6 +27,7 @@ pub const EXTENSIONS: &[&str] = &[
     "file_symlinks",
     "network",
     "warnings",
+    "container_only_migration",
 ];
 
 pub(crate) async fn root() -> ApiResult {
