@@ -50,6 +50,25 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         .map_err(|e| Error::internal(format!("storage task failed: {e}")))?
 }
 
+/// Copies the tree `from` to `to`, which must not exist yet (its parent is created), removing
+/// any partial copy on failure.
+async fn copy_new(from: PathBuf, to: PathBuf, shift: Option<IdShift>) -> Result<()> {
+    blocking(move || {
+        if to.exists() {
+            return Err(Error::already_exists(format!("{} exists", to.display())));
+        }
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+        }
+        let r = copy_tree(&from, &to, shift);
+        if r.is_err() {
+            let _ = remove_tree(&to);
+        }
+        r
+    })
+    .await
+}
+
 fn remove_tree(p: &Path) -> Result<()> {
     match std::fs::remove_dir_all(p) {
         Ok(()) => Ok(()),
@@ -196,20 +215,7 @@ impl StorageDriver for DirDriver {
         shift: Option<IdShift>,
     ) -> Result<()> {
         let (from, to) = (self.volume_path(src), self.volume_path(vol));
-        blocking(move || {
-            if to.exists() {
-                return Err(Error::already_exists(format!(
-                    "Volume {} exists",
-                    to.display()
-                )));
-            }
-            let r = copy_tree(&from, &to, shift);
-            if r.is_err() {
-                let _ = remove_tree(&to);
-            }
-            r
-        })
-        .await
+        copy_new(from, to, shift).await
     }
 
     async fn delete_volume(&self, vol: &Volume) -> Result<()> {
@@ -243,23 +249,7 @@ impl StorageDriver for DirDriver {
 
     async fn create_snapshot(&self, vol: &Volume, snapshot: &str) -> Result<()> {
         let (from, to) = (self.volume_path(vol), self.snapshot_path(vol, snapshot));
-        blocking(move || {
-            if to.exists() {
-                return Err(Error::already_exists(format!(
-                    "Snapshot {} exists",
-                    to.display()
-                )));
-            }
-            if let Some(parent) = to.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
-            }
-            let r = copy_tree(&from, &to, None);
-            if r.is_err() {
-                let _ = remove_tree(&to);
-            }
-            r
-        })
-        .await
+        copy_new(from, to, None).await
     }
 
     async fn copy_snapshot(
@@ -273,23 +263,7 @@ impl StorageDriver for DirDriver {
             self.snapshot_path(src, src_snapshot),
             self.snapshot_path(vol, snapshot),
         );
-        blocking(move || {
-            if to.exists() {
-                return Err(Error::already_exists(format!(
-                    "Snapshot {} exists",
-                    to.display()
-                )));
-            }
-            if let Some(parent) = to.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
-            }
-            let r = copy_tree(&from, &to, None);
-            if r.is_err() {
-                let _ = remove_tree(&to);
-            }
-            r
-        })
-        .await
+        copy_new(from, to, None).await
     }
 
     async fn delete_snapshot(&self, vol: &Volume, snapshot: &str) -> Result<()> {

@@ -31,6 +31,18 @@ fn storage_name(project: &str, name: &str) -> String {
     }
 }
 
+/// The pool of the root disk (`path: /`) among expanded devices.
+fn root_pool(devices: &api::DevicesMap) -> Option<String> {
+    devices
+        .values()
+        .find(|d| {
+            d.get("type").map(String::as_str) == Some("disk")
+                && d.get("path").map(String::as_str) == Some("/")
+        })
+        .and_then(|d| d.get("pool"))
+        .cloned()
+}
+
 /// The engine-owned `volatile.*` keys of a config.
 fn volatile_keys(config: &ConfigMap) -> ConfigMap {
     config
@@ -325,15 +337,7 @@ impl Host {
             }
         };
         let (_, ed) = self.validate_put(project, &req.put)?;
-        let pool = ed
-            .values()
-            .find(|d| {
-                d.get("type").map(String::as_str) == Some("disk")
-                    && d.get("path").map(String::as_str) == Some("/")
-            })
-            .and_then(|d| d.get("pool"))
-            .cloned()
-            .ok_or_else(|| Error::invalid("No root device could be found"))?;
+        let pool = root_pool(&ed).ok_or_else(|| Error::invalid("No root device could be found"))?;
         self.get_storage_pool(&pool)?;
 
         let now = chrono::Utc::now();
@@ -411,24 +415,12 @@ impl Host {
                     let _ = driver.delete_volume(&vol).await;
                     return Err(e);
                 }
-                if let Err(e) = host.apply_templates(
+                host.finish_new_instance(
                     &project_s,
                     &name,
                     &driver.volume_path(&vol),
                     "create",
                     shift,
-                ) {
-                    host.inner.events.log(
-                        "warning",
-                        &format!("Instance {name:?}: templates not applied: {e}"),
-                    );
-                }
-                host.write_backup_yaml(&project_s, &name, &driver.volume_path(&vol));
-                host.inner.events.lifecycle(
-                    "instance-created",
-                    &instance_url(&project_s, &name),
-                    &project_s,
-                    None,
                 );
                 drop(_g);
                 if start {
@@ -479,15 +471,7 @@ impl Host {
             .get("volatile.rootfs.pool")
             .cloned()
             .unwrap_or_default();
-        let pool = ed
-            .values()
-            .find(|d| {
-                d.get("type").map(String::as_str) == Some("disk")
-                    && d.get("path").map(String::as_str) == Some("/")
-            })
-            .and_then(|d| d.get("pool"))
-            .cloned()
-            .unwrap_or_default();
+        let pool = root_pool(&ed).unwrap_or_default();
         if pool != src_pool {
             return Err(Error::unsupported(
                 "Copies to another storage pool are not supported yet",
@@ -570,21 +554,7 @@ impl Host {
                 }
                 let shift = (!config::is_true(&record.put.config, "security.privileged"))
                     .then_some(host.inner.idmap);
-                if let Err(e) =
-                    host.apply_templates(&project, &name, &driver.volume_path(&vol), "copy", shift)
-                {
-                    host.inner.events.log(
-                        "warning",
-                        &format!("Instance {name:?}: templates not applied: {e}"),
-                    );
-                }
-                host.write_backup_yaml(&project, &name, &driver.volume_path(&vol));
-                host.inner.events.lifecycle(
-                    "instance-created",
-                    &instance_url(&project, &name),
-                    &project,
-                    None,
-                );
+                host.finish_new_instance(&project, &name, &driver.volume_path(&vol), "copy", shift);
                 if start {
                     host.start_locked(&project, &name).await?;
                 }
@@ -667,6 +637,31 @@ impl Host {
             );
         }
         Ok(())
+    }
+
+    /// The last steps of a new instance: templates for `trigger`, `backup.yaml`, the
+    /// `instance-created` event. Template failures are reported as a logging event.
+    fn finish_new_instance(
+        &self,
+        project: &str,
+        name: &str,
+        vol_path: &std::path::Path,
+        trigger: &str,
+        shift: Option<crate::drivers::IdShift>,
+    ) {
+        if let Err(e) = self.apply_templates(project, name, vol_path, trigger, shift) {
+            self.inner.events.log(
+                "warning",
+                &format!("Instance {name:?}: templates not applied: {e}"),
+            );
+        }
+        self.write_backup_yaml(project, name, vol_path);
+        self.inner.events.lifecycle(
+            "instance-created",
+            &instance_url(project, name),
+            project,
+            None,
+        );
     }
 
     /// Writes `backup.yaml` into the instance volume so the database can be rebuilt from the
@@ -1013,12 +1008,7 @@ impl Host {
             .get("volatile.rootfs.pool")
             .cloned()
             .unwrap_or_default();
-        let new_pool = ed
-            .values()
-            .find(|d| d.get("path").map(String::as_str) == Some("/"))
-            .and_then(|d| d.get("pool"))
-            .cloned()
-            .unwrap_or_default();
+        let new_pool = root_pool(&ed).unwrap_or_default();
         if new_pool != old_pool {
             return Err(Error::invalid(
                 "Changing the root disk's pool requires moving the instance",

@@ -121,34 +121,14 @@ pub(crate) async fn upload(
     }
     let public = header("public").is_some_and(|v| v == "true" || v == "1");
     let filename = header("filename").unwrap_or_default();
-    let host = st.host.clone();
     let tmp_path = tmp.clone();
-    let op = st.host.spawn_operation(
-        &p.clone(),
-        "task",
-        "Downloading image",
-        Default::default(),
-        None,
-        move |_| async move {
-            let req = incus_core::host::ImageImport {
-                metadata: tmp_path.clone(),
-                public,
-                filename,
-                ..Default::default()
-            };
-            let r = host.import_image(&p, req).await;
-            let _ = std::fs::remove_file(&tmp_path);
-            let img = r?;
-            Ok(Some(serde_json::Map::from_iter([
-                (
-                    "fingerprint".to_string(),
-                    serde_json::json!(img.fingerprint),
-                ),
-                ("size".to_string(), serde_json::json!(img.size)),
-            ])))
-        },
-    );
-    operation(&op)
+    let req = incus_core::host::ImageImport {
+        metadata: tmp_path.clone(),
+        public,
+        filename,
+        ..Default::default()
+    };
+    import_operation(&st, p, req, vec![tmp_path])
 }
 
 /// `POST /1.0/images/aliases`
@@ -362,6 +342,23 @@ async fn upload_split(
         .or_else(|| headers.get("x-lxd-public"))
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v == "true" || v == "1");
+    let req = incus_core::host::ImageImport {
+        metadata: meta.clone(),
+        rootfs: Some(rootfs.clone()),
+        public,
+        ..Default::default()
+    };
+    import_operation(&st, p, req, vec![meta, rootfs])
+}
+
+/// Imports uploaded files as an operation, removing them afterwards; the operation's metadata
+/// carries the new image's `fingerprint` and `size`.
+fn import_operation(
+    st: &St,
+    p: String,
+    req: incus_core::host::ImageImport,
+    uploads: Vec<std::path::PathBuf>,
+) -> ApiResult {
     let host = st.host.clone();
     let op = st.host.spawn_operation(
         &p.clone(),
@@ -370,15 +367,10 @@ async fn upload_split(
         Default::default(),
         None,
         move |_| async move {
-            let req = incus_core::host::ImageImport {
-                metadata: meta.clone(),
-                rootfs: Some(rootfs.clone()),
-                public,
-                ..Default::default()
-            };
             let r = host.import_image(&p, req).await;
-            let _ = std::fs::remove_file(&meta);
-            let _ = std::fs::remove_file(&rootfs);
+            for f in &uploads {
+                let _ = std::fs::remove_file(f);
+            }
             let img = r?;
             Ok(Some(serde_json::Map::from_iter([
                 (

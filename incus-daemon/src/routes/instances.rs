@@ -19,6 +19,16 @@ fn url(project: &str, name: &str) -> String {
     }
 }
 
+/// The URL of `suffix` under an instance (`/1.0/instances/<n>/<suffix>`, with `?project=`
+/// outside the default project).
+fn sub_url(project: &str, name: &str, suffix: &str) -> String {
+    let base = url(project, name);
+    match base.split_once('?') {
+        Some((path, query)) => format!("{path}/{suffix}?{query}"),
+        None => format!("{base}/{suffix}"),
+    }
+}
+
 fn filtered<T: serde::Serialize>(
     items: Vec<T>,
     q: &HashMap<String, String>,
@@ -208,15 +218,10 @@ pub(crate) async fn snapshots(st: St, q: Q, Path(name): Path<String>) -> ApiResu
     if recursion(&q) >= 1 {
         sync(&snaps)
     } else {
-        let base = url(&p, &name);
-        let (path, query) = base
-            .split_once('?')
-            .map(|(a, b)| (a.to_string(), format!("?{b}")))
-            .unwrap_or((base.clone(), String::new()));
         sync(
             &snaps
                 .iter()
-                .map(|s| format!("{path}/snapshots/{}{query}", s.name))
+                .map(|s| sub_url(&p, &name, &format!("snapshots/{}", s.name)))
                 .collect::<Vec<_>>(),
         )
     }
@@ -276,15 +281,10 @@ pub(crate) async fn delete_snapshot(
 pub(crate) async fn logs(st: St, q: Q, Path(name): Path<String>) -> ApiResult {
     let p = project(&q);
     let files = st.host.instance_log_files(&p, &name)?;
-    let base = url(&p, &name);
-    let (path, query) = base
-        .split_once('?')
-        .map(|(a, b)| (a.to_string(), format!("?{b}")))
-        .unwrap_or((base.clone(), String::new()));
     sync(
         &files
             .iter()
-            .map(|f| format!("{path}/logs/{f}{query}"))
+            .map(|f| sub_url(&p, &name, &format!("logs/{f}")))
             .collect::<Vec<_>>(),
     )
 }
