@@ -31,6 +31,15 @@ fn storage_name(project: &str, name: &str) -> String {
     }
 }
 
+/// The pool holding an instance's root volume (recorded at creation).
+pub(crate) fn instance_pool(inst: &api::Instance) -> &str {
+    inst.put
+        .config
+        .get("volatile.rootfs.pool")
+        .map(String::as_str)
+        .unwrap_or_default()
+}
+
 /// The pool of the root disk (`path: /`) among expanded devices.
 fn root_pool(devices: &api::DevicesMap) -> Option<String> {
     devices
@@ -98,37 +107,29 @@ impl Host {
     }
 
     fn spec_for(&self, inst: &api::Instance) -> Result<InstanceSpec> {
-        let project = inst.project.as_str();
-        let pool = inst
-            .put
-            .config
-            .get("volatile.rootfs.pool")
-            .cloned()
-            .ok_or_else(|| Error::internal(format!("Instance {:?} has no pool", inst.name)))?;
-        let driver = self.pool_driver(&pool)?;
-        let sname = storage_name(project, &inst.name);
-        let vol = Volume::new(VolumeType::Container, sname.clone());
+        if instance_pool(inst).is_empty() {
+            return Err(Error::internal(format!(
+                "Instance {:?} has no pool",
+                inst.name
+            )));
+        }
+        let (driver, vol) = self.root_volume(inst)?;
         let privileged = config::is_true(&inst.expanded_config, "security.privileged");
         Ok(InstanceSpec {
             name: inst.name.clone(),
-            project: project.into(),
-            runtime_name: sname.clone(),
+            project: inst.project.clone(),
+            runtime_name: vol.name.clone(),
             rootfs: driver.volume_path(&vol).join("rootfs"),
             config: inst.expanded_config.clone(),
             devices: inst.expanded_devices.clone(),
             idmap: (!privileged).then_some(self.inner.idmap),
-            log_dir: self.inner.dir.join("logs").join(&sname),
+            log_dir: self.inner.dir.join("logs").join(&vol.name),
         })
     }
 
     /// The storage driver and root volume of an instance.
     fn root_volume(&self, inst: &api::Instance) -> Result<(Arc<dyn StorageDriver>, Volume)> {
-        let pool = inst
-            .put
-            .config
-            .get("volatile.rootfs.pool")
-            .map(String::as_str)
-            .unwrap_or_default();
+        let pool = instance_pool(inst);
         let vol = Volume::new(
             VolumeType::Container,
             storage_name(&inst.project, &inst.name),
@@ -233,7 +234,7 @@ impl Host {
         }
         let mut out = Vec::new();
         for inst in self.list_instances(project).await? {
-            let state = self.instance_state(&inst.project, &inst.name).await.ok();
+            let state = self.state_of(&inst).await.ok();
             let snapshots = snaps
                 .remove(&(inst.project.clone(), inst.name.clone()))
                 .unwrap_or_default();
@@ -465,12 +466,7 @@ impl Host {
             req.put.profiles = src.put.profiles.clone();
         }
         let (ec, ed) = self.validate_put(project, &req.put)?;
-        let src_pool = src
-            .put
-            .config
-            .get("volatile.rootfs.pool")
-            .cloned()
-            .unwrap_or_default();
+        let src_pool = instance_pool(&src).to_string();
         let pool = root_pool(&ed).unwrap_or_default();
         if pool != src_pool {
             return Err(Error::unsupported(
@@ -1002,12 +998,7 @@ impl Host {
         }
         put.config.retain(|k, _| !k.starts_with("volatile."));
         let (_, ed) = self.validate_put(project, &put)?;
-        let old_pool = current
-            .put
-            .config
-            .get("volatile.rootfs.pool")
-            .cloned()
-            .unwrap_or_default();
+        let old_pool = instance_pool(&current).to_string();
         let new_pool = root_pool(&ed).unwrap_or_default();
         if new_pool != old_pool {
             return Err(Error::invalid(
@@ -1036,7 +1027,13 @@ impl Host {
 
     /// Live state: status, init pid, processes, memory, CPU, network interfaces, root disk.
     pub async fn instance_state(&self, project: &str, name: &str) -> Result<api::InstanceState> {
-        let (inst, spec) = self.instance_spec(project, name)?;
+        let inst = self.get_instance_record(project, name)?;
+        self.state_of(&inst).await
+    }
+
+    /// Live state of an instance already loaded and expanded (no database access).
+    async fn state_of(&self, inst: &api::Instance) -> Result<api::InstanceState> {
+        let spec = self.spec_for(inst)?;
         let ps = self.inner.lxc.power_state(&spec).await?;
         let st = status_of(ps);
         let mut state = api::InstanceState {

@@ -561,9 +561,7 @@ impl Host {
                 .chain(
                     instances
                         .iter()
-                        .filter(|(_, i)| {
-                            i.put.config.get("volatile.rootfs.pool") == Some(&pool.name)
-                        })
+                        .filter(|(_, i)| instances::instance_pool(i) == pool.name)
                         .map(|(proj, i)| instance_url(proj, &i.name)),
                 )
                 .collect();
