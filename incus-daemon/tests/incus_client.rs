@@ -226,6 +226,93 @@ fn real_incus_client_scenario() {
     );
     assert_eq!(d.ok(&["exec", "c1", "--", "hostname"]).trim(), "c1");
 
+    // Files: the 6.0.4 client does all of these over /sftp.
+    let local = d.conf.path().join("files");
+    std::fs::create_dir_all(local.join("tree/sub")).expect("mkdir");
+    std::fs::write(local.join("one.txt"), b"one\n").expect("write");
+    std::fs::write(local.join("tree/a"), b"a\n").expect("write");
+    std::fs::write(local.join("tree/sub/b"), vec![7u8; 300_000]).expect("write");
+    std::os::unix::fs::symlink("a", local.join("tree/link")).expect("symlink");
+    let l = |p: &str| local.join(p).to_str().expect("path").to_string();
+    d.ok(&[
+        "file",
+        "push",
+        &l("one.txt"),
+        "c1/root/one.txt",
+        "--mode",
+        "0640",
+        "--uid",
+        "12",
+        "--gid",
+        "34",
+    ]);
+    assert_eq!(
+        d.ok(&[
+            "exec",
+            "c1",
+            "--",
+            "stat",
+            "-c",
+            "%a %u %g %s",
+            "/root/one.txt"
+        ])
+        .trim(),
+        "640 12 34 4"
+    );
+    d.ok(&["file", "push", "-r", &l("tree"), "c1/root/"]);
+    assert_eq!(
+        d.ok(&["exec", "c1", "--", "readlink", "/root/tree/link"])
+            .trim(),
+        "a"
+    );
+    assert_eq!(
+        d.ok(&["exec", "c1", "--", "stat", "-c", "%s", "/root/tree/sub/b"])
+            .trim(),
+        "300000"
+    );
+    d.ok(&["file", "pull", "c1/root/one.txt", &l("pulled.txt")]);
+    assert_eq!(
+        std::fs::read(local.join("pulled.txt")).expect("read"),
+        b"one\n"
+    );
+    d.ok(&["file", "pull", "-r", "c1/root/tree", &l("back")]);
+    assert_eq!(
+        std::fs::read(local.join("back/tree/sub/b")).expect("read"),
+        vec![7u8; 300_000]
+    );
+    assert_eq!(d.ok(&["file", "pull", "c1/etc/hostname", "-"]).trim(), "c1");
+    d.ok(&["file", "create", "-p", "c1/root/x/y/z.txt"]);
+    d.ok(&[
+        "file",
+        "create",
+        "--type=symlink",
+        "c1/root/sl",
+        "/etc/hostname",
+    ]);
+    assert_eq!(d.ok(&["exec", "c1", "--", "cat", "/root/sl"]).trim(), "c1");
+    d.ok(&["file", "delete", "c1/root/one.txt"]);
+    d.ok(&["file", "delete", "-f", "c1/root/tree"]);
+    assert_eq!(
+        d.ok(&["exec", "c1", "--", "ls", "/root"])
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["sl", "x"]
+    );
+    assert!(!d.fails(&["file", "pull", "c1/no/such", &l("x")]).is_empty());
+    // Paths cannot leave the instance's root.
+    d.ok(&[
+        "file",
+        "push",
+        &l("one.txt"),
+        "c1/../../../../tmp/escaped.txt",
+    ]);
+    assert_eq!(
+        d.ok(&["exec", "c1", "--", "cat", "/tmp/escaped.txt"])
+            .trim(),
+        "one"
+    );
+    assert!(!Path::new("/tmp/escaped.txt").exists());
+
     // Snapshots: create, change, restore, delete.
     d.ok(&["snapshot", "create", "c1", "s0"]);
     assert!(

@@ -127,7 +127,7 @@ fn open_dir(root: &OwnedFd, rel: &Path, path: &str) -> Result<OwnedFd> {
 }
 
 impl Host {
-    async fn instance_root(&self, project: &str, name: &str) -> Result<PathBuf> {
+    pub(super) async fn instance_root(&self, project: &str, name: &str) -> Result<PathBuf> {
         let (inst, spec) = self.instance_spec(project, name)?;
         let _ = inst;
         Ok(
@@ -156,7 +156,7 @@ impl Host {
         }
     }
 
-    fn uses_idmap(&self, project: &str, name: &str) -> bool {
+    pub(super) fn uses_idmap(&self, project: &str, name: &str) -> bool {
         self.get_instance_record(project, name)
             .map(|i| !crate::config::is_true(&i.expanded_config, "security.privileged"))
             .unwrap_or(true)

@@ -17,6 +17,7 @@ mod images;
 mod instances;
 pub mod lxc;
 pub mod ops;
+mod sftp;
 mod state;
 mod templates;
 
@@ -24,6 +25,7 @@ pub use files::{FileAttrs, FileContent, FilePut};
 pub use hostinfo::interfaces_in;
 pub use images::ImageImport;
 pub use ops::{Events, OpContext, Operation};
+pub use sftp::SftpSession;
 
 use crate::api::{self, ConfigMap};
 use crate::drivers::{DriverRegistry, IdShift, StorageDriver, StoragePoolSpec};

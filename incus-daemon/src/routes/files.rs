@@ -1,6 +1,6 @@
 //! `/1.0/instances/<name>/files?path=`: GET, HEAD, POST and DELETE with the `X-Incus-*` (or
-//! `X-LXD-*`) headers, as the LXD client and pylxd use them. (The incus 6.0.4 client uses
-//! `/sftp` instead, which is not served yet.)
+//! `X-LXD-*`) headers, as the LXD client and pylxd use them; and `/sftp`, the raw SFTP
+//! connection the incus 6.0.4 client uses for every file command.
 
 use super::{Q, St, project};
 use crate::response::{ApiError, ApiResult, sync, sync_empty};
@@ -154,4 +154,42 @@ pub(crate) async fn delete(
         .file_delete(&project(&q), &name, &path, recursive)
         .await?;
     sync_empty()
+}
+
+/// `GET /1.0/instances/<name>/sftp` with `Upgrade: sftp`: answers 101 and serves SFTP on
+/// the upgraded connection (the instance's root, confined; see [`incus_core::host::SftpSession`]).
+pub(crate) async fn sftp(
+    st: St,
+    Path(name): Path<String>,
+    q: Q,
+    mut req: axum::extract::Request,
+) -> ApiResult {
+    let upgrade = req
+        .headers()
+        .get(axum::http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !upgrade.eq_ignore_ascii_case("sftp") {
+        return Err(ApiError(Error::invalid(
+            "Missing or wrong Upgrade header (expected \"sftp\")",
+        )));
+    }
+    let session = st.host.sftp_session(&project(&q), &name).await?;
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        if let Ok(upgraded) = on_upgrade.await {
+            session.serve(hyper_util::rt::TokioIo::new(upgraded)).await;
+        }
+    });
+    let mut r = axum::http::StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        axum::http::header::UPGRADE,
+        HeaderValue::from_static("sftp"),
+    );
+    h.insert(
+        axum::http::header::CONNECTION,
+        HeaderValue::from_static("Upgrade"),
+    );
+    Ok(r)
 }

@@ -91,6 +91,7 @@ pub(crate) fn router() -> Router<Arc<Daemon>> {
                 .post(files::post)
                 .delete(files::delete),
         )
+        .route("/1.0/instances/{name}/sftp", get(files::sftp))
         .route(
             "/1.0/instances/{name}/snapshots",
             get(instances::snapshots).post(instances::create_snapshot),
