@@ -106,6 +106,7 @@ impl Host {
     /// Imports an image from local files. The fingerprint is the SHA-256 of the unified
     /// tarball, or of the metadata file followed by the rootfs file for split images.
     pub async fn import_image(&self, project: &str, req: ImageImport) -> Result<api::Image> {
+        let project = &self.feature_project(project, "features.images");
         self.get_project(project)?;
         for a in &req.aliases {
             crate::config::validate_entity_name("alias", a)?;
@@ -191,6 +192,7 @@ impl Host {
 
     /// All images of a project, with their aliases (two queries).
     pub fn list_images(&self, project: &str) -> Result<Vec<api::Image>> {
+        let project = &self.feature_project(project, "features.images");
         let aliases = self
             .inner
             .db
@@ -217,6 +219,7 @@ impl Host {
 
     /// One image by fingerprint or unique fingerprint prefix.
     pub fn get_image(&self, project: &str, fingerprint: &str) -> Result<api::Image> {
+        let project = &self.feature_project(project, "features.images");
         if fingerprint.is_empty() || !fingerprint.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(Error::not_found(format!("Image {fingerprint:?} not found")));
         }
@@ -236,6 +239,7 @@ impl Host {
 
     /// Resolves an alias or fingerprint (prefix) to an image.
     pub fn resolve_image(&self, project: &str, alias_or_fp: &str) -> Result<api::Image> {
+        let project = &self.feature_project(project, "features.images");
         if let Some(a) = self.inner.db.get::<api::ImageAliasesEntry>(
             Table::ImageAliases,
             project,
@@ -254,6 +258,7 @@ impl Host {
 
     /// Replaces an image's writable fields.
     pub fn update_image(&self, project: &str, fingerprint: &str, put: api::ImagePut) -> Result<()> {
+        let project = &self.feature_project(project, "features.images");
         let mut img = self.get_image(project, fingerprint)?;
         for p in &put.profiles {
             self.get_profile(project, p)?;
@@ -274,6 +279,7 @@ impl Host {
 
     /// Deletes an image, its aliases, its files and its cached volumes.
     pub async fn delete_image(&self, project: &str, fingerprint: &str) -> Result<()> {
+        let project = &self.feature_project(project, "features.images");
         let img = self.get_image(project, fingerprint)?;
         let fp = img.fingerprint;
         for a in img.aliases {
@@ -310,6 +316,7 @@ impl Host {
         project: &str,
         fingerprint: &str,
     ) -> Result<(PathBuf, Option<PathBuf>)> {
+        let project = &self.feature_project(project, "features.images");
         let img = self.get_image(project, fingerprint)?;
         let meta = self.image_file(&img.fingerprint);
         let rootfs = meta.with_extension("rootfs");
@@ -324,6 +331,7 @@ impl Host {
         target: &str,
         description: &str,
     ) -> Result<()> {
+        let project = &self.feature_project(project, "features.images");
         crate::config::validate_entity_name("alias", name)?;
         let img = self.get_image(project, target)?;
         let entry = api::ImageAliasesEntry {
@@ -348,6 +356,7 @@ impl Host {
 
     /// All aliases of a project.
     pub fn list_image_aliases(&self, project: &str) -> Result<Vec<api::ImageAliasesEntry>> {
+        let project = &self.feature_project(project, "features.images");
         Ok(self
             .inner
             .db
@@ -359,6 +368,7 @@ impl Host {
 
     /// One alias.
     pub fn get_image_alias(&self, project: &str, name: &str) -> Result<api::ImageAliasesEntry> {
+        let project = &self.feature_project(project, "features.images");
         self.inner
             .db
             .get(Table::ImageAliases, project, name)?
@@ -367,6 +377,7 @@ impl Host {
 
     /// Deletes an alias.
     pub fn delete_image_alias(&self, project: &str, name: &str) -> Result<()> {
+        let project = &self.feature_project(project, "features.images");
         if !self.inner.db.delete(Table::ImageAliases, project, name)? {
             return Err(Error::not_found(format!("Alias {name:?} not found")));
         }

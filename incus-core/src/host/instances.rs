@@ -85,6 +85,7 @@ fn ctx(pairs: &[(&str, serde_json::Value)]) -> Option<serde_json::Map<String, se
 impl Host {
     /// Expands profiles for many instances with one profile query.
     fn expand_all(&self, project: &str, list: &mut [api::Instance]) -> Result<()> {
+        let project = &self.feature_project(project, "features.profiles");
         let profiles: BTreeMap<String, api::Profile> = self
             .inner
             .db
@@ -260,7 +261,11 @@ impl Host {
             profs.push(
                 self.inner
                     .db
-                    .get::<api::Profile>(Table::Profiles, project, p)?
+                    .get::<api::Profile>(
+                        Table::Profiles,
+                        &self.feature_project(project, "features.profiles"),
+                        p,
+                    )?
                     .ok_or_else(|| Error::not_found(format!("Profile {p:?} not found")))?,
             );
         }

@@ -357,8 +357,34 @@ impl Host {
             .ok_or_else(|| Error::not_found(format!("Project {name:?} not found")))
     }
 
-    /// Creates a project with its own `default` profile.
-    pub fn create_project(&self, req: api::ProjectsPost) -> Result<()> {
+    /// The project whose images (`features.images`) or profiles (`features.profiles`)
+    /// `project` uses: itself when the feature is on, else `default`, as in Incus.
+    pub(crate) fn feature_project(&self, project: &str, feature: &str) -> String {
+        if project.is_empty() || project == DEFAULT_PROJECT {
+            return DEFAULT_PROJECT.into();
+        }
+        match self.get_project(project) {
+            Ok(p) if p.put.config.get(feature).map(String::as_str) != Some("true") => {
+                DEFAULT_PROJECT.into()
+            }
+            _ => project.into(),
+        }
+    }
+
+    /// Creates a project with its own `default` profile. Like Incus, a new project has its
+    /// own images, profiles, storage volumes and buckets unless the request says otherwise.
+    pub fn create_project(&self, mut req: api::ProjectsPost) -> Result<()> {
+        for f in [
+            "features.images",
+            "features.profiles",
+            "features.storage.volumes",
+            "features.storage.buckets",
+        ] {
+            req.put
+                .config
+                .entry(f.to_string())
+                .or_insert_with(|| "true".into());
+        }
         crate::config::validate_entity_name("project", &req.name)?;
         if req.name.contains('_') || req.name.contains(' ') {
             return Err(Error::invalid(format!(
@@ -437,10 +463,26 @@ impl Host {
     /// All profiles of a project, with `used_by` (two queries whatever the numbers).
     pub fn list_profiles(&self, project: &str) -> Result<Vec<api::Profile>> {
         self.get_project(project)?;
-        let instances = self
+        let project = &self.feature_project(project, "features.profiles");
+        // Instances of projects without their own profiles use these too (one project
+        // lookup per project, not per instance).
+        let mut uses: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
+        let instances: Vec<(String, api::Instance)> = self
             .inner
             .db
-            .list::<api::Instance>(Table::Instances, Some(project))?;
+            .list::<api::Instance>(Table::Instances, None)?
+            .into_iter()
+            .filter(|(_, i)| {
+                let ip = if i.project.is_empty() {
+                    DEFAULT_PROJECT
+                } else {
+                    &i.project
+                };
+                *uses
+                    .entry(ip.to_string())
+                    .or_insert_with(|| self.feature_project(ip, "features.profiles") == *project)
+            })
+            .collect();
         let mut profiles: Vec<api::Profile> = self
             .inner
             .db
@@ -452,7 +494,7 @@ impl Host {
             p.used_by = instances
                 .iter()
                 .filter(|(_, i)| i.put.profiles.contains(&p.name))
-                .map(|(_, i)| instance_url(project, &i.name))
+                .map(|(_, i)| instance_url(&i.project, &i.name))
                 .collect();
         }
         Ok(profiles)
@@ -460,6 +502,7 @@ impl Host {
 
     /// One profile.
     pub fn get_profile(&self, project: &str, name: &str) -> Result<api::Profile> {
+        let project = &self.feature_project(project, "features.profiles");
         self.list_profiles(project)?
             .into_iter()
             .find(|p| p.name == name)
@@ -468,6 +511,7 @@ impl Host {
 
     /// Creates a profile.
     pub fn create_profile(&self, project: &str, req: api::ProfilesPost) -> Result<()> {
+        let project = &self.feature_project(project, "features.profiles");
         self.get_project(project)?;
         crate::config::validate_entity_name("profile", &req.name)?;
         crate::config::validate_instance_config(&req.put.config, false)?;
@@ -494,6 +538,7 @@ impl Host {
     /// Replaces a profile's writable fields. Instances using it see the change in their
     /// expanded config; running ones apply it at their next start.
     pub fn update_profile(&self, project: &str, name: &str, put: api::ProfilePut) -> Result<()> {
+        let project = &self.feature_project(project, "features.profiles");
         let mut p = self.get_profile(project, name)?;
         crate::config::validate_instance_config(&put.config, false)?;
         crate::config::validate_devices(&put.devices, false)?;
@@ -512,6 +557,7 @@ impl Host {
 
     /// Deletes an unused profile.
     pub fn delete_profile(&self, project: &str, name: &str) -> Result<()> {
+        let project = &self.feature_project(project, "features.profiles");
         let p = self.get_profile(project, name)?;
         if name == "default" {
             return Err(Error::invalid("The default profile cannot be deleted"));

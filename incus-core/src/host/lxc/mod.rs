@@ -357,16 +357,19 @@ impl InstanceDriver for LxcDriver {
                     ws_xpixel: 0,
                     ws_ypixel: 0,
                 };
-                let pty = nix::pty::openpty(Some(&ws), None)
-                    .map_err(|e| Error::internal(format!("openpty: {e}")))?;
+                let init = match self.power_state(spec).await? {
+                    PowerState::Running(pid) | PowerState::Frozen(pid) => Some(pid),
+                    PowerState::Stopped => None,
+                };
+                let (pty_master, slave) = open_pty(init, ws)?;
                 let dup = |fd: &OwnedFd| {
                     fd.try_clone()
                         .map_err(|e| Error::internal(format!("dup: {e}")))
                 };
-                cmd.stdin(Stdio::from(dup(&pty.slave)?))
-                    .stdout(Stdio::from(dup(&pty.slave)?))
-                    .stderr(Stdio::from(pty.slave));
-                master = Some(pty.master);
+                cmd.stdin(Stdio::from(dup(&slave)?))
+                    .stdout(Stdio::from(dup(&slave)?))
+                    .stderr(Stdio::from(slave));
+                master = Some(pty_master);
             }
         }
         let mut child = cmd.spawn().map_err(|e| {
@@ -488,4 +491,40 @@ impl ExecControl for LxcExec {
         self.pid = None;
         Ok(st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0)))
     }
+}
+
+/// A pty pair for `exec`, both ends close-on-exec (so no other child inherits them). It comes
+/// from the container's own devpts (`/proc/<init>/root/dev/pts/ptmx`) as Incus does, so the
+/// command's `/dev/pts/N` names a terminal that exists inside the container (`tty` works);
+/// the host's devpts is the fallback.
+fn open_pty(init: Option<i32>, ws: nix::pty::Winsize) -> Result<(OwnedFd, OwnedFd)> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let master = init
+        .and_then(|pid| {
+            rustix::fs::open(
+                format!("/proc/{pid}/root/dev/pts/ptmx"),
+                flags,
+                Mode::empty(),
+            )
+            .ok()
+        })
+        .map(Ok)
+        .unwrap_or_else(|| rustix::fs::open("/dev/ptmx", flags, Mode::empty()))
+        .map_err(|e| Error::internal(format!("ptmx: {e}")))?;
+    rustix::pty::unlockpt(&master).map_err(|e| Error::internal(format!("unlockpt: {e}")))?;
+    let peer = rustix::pty::OpenptFlags::RDWR
+        | rustix::pty::OpenptFlags::NOCTTY
+        | rustix::pty::OpenptFlags::CLOEXEC;
+    let slave = rustix::pty::ioctl_tiocgptpeer(&master, peer)
+        .map_err(|e| Error::internal(format!("TIOCGPTPEER: {e}")))?;
+    let size = rustix::termios::Winsize {
+        ws_row: ws.ws_row,
+        ws_col: ws.ws_col,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    rustix::termios::tcsetwinsize(&slave, size)
+        .map_err(|e| Error::internal(format!("window size: {e}")))?;
+    Ok((master, slave))
 }

@@ -1,0 +1,867 @@
+//! The command tree, with Incus's command names, aliases and flags.
+
+use crate::format::Format;
+use clap::{Args, Parser, Subcommand};
+
+/// Command line client for Incus.
+#[derive(Debug, Parser)]
+#[command(name = "incus", version, about = "Command line client for Incus")]
+pub struct Cli {
+    /// Override the source project.
+    #[arg(long, global = true)]
+    pub project: Option<String>,
+    /// Don't show progress information.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+/// Instance creation flags shared by `launch` and `init`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Image (`[remote:]alias` or fingerprint).
+    pub image: String,
+    /// Instance name (generated when absent).
+    pub name: Option<String>,
+    /// Config key/value to apply to the new instance.
+    #[arg(short, long = "config")]
+    pub config: Vec<String>,
+    /// Profile to apply to the new instance.
+    #[arg(short, long = "profile")]
+    pub profile: Vec<String>,
+    /// Create the instance with no profiles applied.
+    #[arg(long)]
+    pub no_profiles: bool,
+    /// Ephemeral instance.
+    #[arg(short, long)]
+    pub ephemeral: bool,
+    /// Storage pool name.
+    #[arg(short, long)]
+    pub storage: Option<String>,
+    /// New key/value to apply to a specific device (`device,key=value`).
+    #[arg(short, long = "device")]
+    pub device: Vec<String>,
+    /// Instance description.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Create a virtual machine (not supported yet).
+    #[arg(long)]
+    pub vm: bool,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Create and start instances from images.
+    Launch(CreateArgs),
+    /// Create instances from images.
+    #[command(alias = "init")]
+    Create(CreateArgs),
+    /// Start instances.
+    Start {
+        /// Instances.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Stop instances.
+    Stop {
+        /// Instances.
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Force the instance to stop.
+        #[arg(short, long)]
+        force: bool,
+        /// Time to wait for the instance to shut down cleanly.
+        #[arg(long, default_value_t = -1)]
+        timeout: i64,
+    },
+    /// Restart instances.
+    Restart {
+        /// Instances.
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Force the instance to restart.
+        #[arg(short, long)]
+        force: bool,
+        /// Time to wait for the instance to shut down cleanly.
+        #[arg(long, default_value_t = -1)]
+        timeout: i64,
+    },
+    /// Pause instances.
+    #[command(alias = "freeze")]
+    Pause {
+        /// Instances.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Delete instances.
+    #[command(alias = "rm")]
+    Delete {
+        /// Instances.
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Force the removal of running instances.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Rename instances.
+    Rename {
+        /// Current name.
+        old: String,
+        /// New name.
+        new: String,
+    },
+    /// Move (rename) instances within a server.
+    Move {
+        /// Current name.
+        old: String,
+        /// New name.
+        new: String,
+    },
+    /// Copy instances within a server.
+    #[command(alias = "cp")]
+    Copy {
+        /// Source instance.
+        source: String,
+        /// New instance name.
+        target: String,
+        /// Copy the instance without its snapshots.
+        #[arg(long)]
+        instance_only: bool,
+        /// Config key/value to apply to the new instance.
+        #[arg(short, long = "config")]
+        config: Vec<String>,
+        /// Ephemeral copy.
+        #[arg(short, long)]
+        ephemeral: bool,
+    },
+    /// List instances.
+    #[command(alias = "ls")]
+    List {
+        /// Filters: a name prefix, or `key=value` (status, type, config keys).
+        filters: Vec<String>,
+        /// Columns.
+        #[arg(short, long, default_value = "ns46tS")]
+        columns: String,
+        /// Format.
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: Format,
+        /// Display instances from all projects.
+        #[arg(long)]
+        all_projects: bool,
+    },
+    /// Show instance or server information.
+    Info {
+        /// Instance (the server when absent).
+        name: Option<String>,
+        /// Show the instance's last 100 log lines.
+        #[arg(long)]
+        show_log: bool,
+        /// Show the resources available to the server.
+        #[arg(long)]
+        resources: bool,
+    },
+    /// Execute commands in instances.
+    Exec {
+        /// Instance.
+        name: String,
+        /// Command and arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<String>,
+        /// Environment variable to set (`KEY=VALUE`).
+        #[arg(long = "env")]
+        env: Vec<String>,
+        /// Directory to run the command in.
+        #[arg(long)]
+        cwd: Option<String>,
+        /// User ID to run the command as.
+        #[arg(long)]
+        user: Option<u32>,
+        /// Group ID to run the command as.
+        #[arg(long)]
+        group: Option<u32>,
+        /// Force pseudo-terminal allocation.
+        #[arg(short = 't', long)]
+        force_interactive: bool,
+        /// Disable pseudo-terminal allocation.
+        #[arg(short = 'T', long)]
+        force_noninteractive: bool,
+    },
+    /// Attach to instance consoles.
+    Console {
+        /// Instance.
+        name: String,
+        /// Retrieve the instance's console log.
+        #[arg(long)]
+        show_log: bool,
+    },
+    /// Manage files in instances.
+    File {
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: FileCmd,
+    },
+    /// Manage instance snapshots.
+    Snapshot {
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: SnapshotCmd,
+    },
+    /// Manage instance and server configuration options.
+    Config {
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
+    /// Manage profiles.
+    Profile {
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: ProfileCmd,
+    },
+    /// Manage images.
+    Image {
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: ImageCmd,
+    },
+    /// Manage projects.
+    Project {
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: ProjectCmd,
+    },
+    /// Manage storage pools.
+    Storage {
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: StorageCmd,
+    },
+    /// Manage networks.
+    Network {
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: NetworkCmd,
+    },
+    /// List, show and delete background operations.
+    Operation {
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: OperationCmd,
+    },
+    /// Monitor a local or remote server (events as YAML).
+    Monitor {
+        /// Event type to listen for (`lifecycle`, `logging`, `operation`).
+        #[arg(long = "type")]
+        kinds: Vec<String>,
+    },
+    /// Send a raw query to the server.
+    Query {
+        /// API path (`/1.0/instances`).
+        path: String,
+        /// Action (GET, POST, PUT, PATCH, DELETE).
+        #[arg(short = 'X', long = "request", default_value = "GET")]
+        method: String,
+        /// Input data.
+        #[arg(short, long)]
+        data: Option<String>,
+        /// Wait for the operation to complete.
+        #[arg(long)]
+        wait: bool,
+        /// Print the raw response.
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Manage the list of remote servers.
+    Remote {
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: RemoteCmd,
+    },
+    /// Manage the daemon.
+    Admin {
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: AdminCmd,
+    },
+    /// Show local and remote versions.
+    Version,
+    /// Generate the shell completion script.
+    Completion {
+        /// Shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `incus file`.
+#[derive(Debug, Subcommand)]
+pub enum FileCmd {
+    /// Push files into instances.
+    Push {
+        /// Sources, then the target (`instance/path`).
+        #[arg(required = true, num_args = 2..)]
+        paths: Vec<String>,
+        /// Recursively transfer files.
+        #[arg(short, long)]
+        recursive: bool,
+        /// Create any directories necessary.
+        #[arg(short = 'p', long)]
+        create_dirs: bool,
+        /// Set the file's uid on push.
+        #[arg(long)]
+        uid: Option<u32>,
+        /// Set the file's gid on push.
+        #[arg(long)]
+        gid: Option<u32>,
+        /// Set the file's perms on push.
+        #[arg(long)]
+        mode: Option<String>,
+    },
+    /// Pull files from instances.
+    Pull {
+        /// Sources (`instance/path`), then the local target (`-` for stdout).
+        #[arg(required = true, num_args = 2..)]
+        paths: Vec<String>,
+        /// Recursively transfer files.
+        #[arg(short, long)]
+        recursive: bool,
+        /// Create any directories necessary.
+        #[arg(short = 'p', long)]
+        create_dirs: bool,
+    },
+    /// Delete files in instances.
+    #[command(alias = "rm")]
+    Delete {
+        /// Paths (`instance/path`).
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// Force deleting files, directories, and subdirectories.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Create files and directories in instances.
+    Create {
+        /// Path (`instance/path`).
+        path: String,
+        /// Symlink target.
+        target: Option<String>,
+        /// The type to create (file, symlink, or directory).
+        #[arg(long = "type", default_value = "file")]
+        kind: String,
+        /// Create any directories necessary.
+        #[arg(short = 'p', long)]
+        create_dirs: bool,
+        /// Force creating files or directories.
+        #[arg(short, long)]
+        force: bool,
+        /// Set the file's uid on create.
+        #[arg(long)]
+        uid: Option<u32>,
+        /// Set the file's gid on create.
+        #[arg(long)]
+        gid: Option<u32>,
+        /// Set the file's perms on create.
+        #[arg(long)]
+        mode: Option<String>,
+    },
+    /// Edit files in instances.
+    Edit {
+        /// Path (`instance/path`).
+        path: String,
+    },
+}
+
+/// `incus snapshot`.
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCmd {
+    /// Create instance snapshots.
+    Create {
+        /// Instance.
+        name: String,
+        /// Snapshot name (`snapN` when absent).
+        snapshot: Option<String>,
+    },
+    /// List instance snapshots.
+    #[command(alias = "ls")]
+    List {
+        /// Instance.
+        name: String,
+        /// Format.
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Restore instance snapshots.
+    Restore {
+        /// Instance.
+        name: String,
+        /// Snapshot.
+        snapshot: String,
+    },
+    /// Rename instance snapshots.
+    Rename {
+        /// Instance.
+        name: String,
+        /// Current name.
+        old: String,
+        /// New name.
+        new: String,
+    },
+    /// Delete instance snapshots.
+    #[command(alias = "rm")]
+    Delete {
+        /// Instance.
+        name: String,
+        /// Snapshot.
+        snapshot: String,
+    },
+    /// Show instance snapshot configuration.
+    Show {
+        /// Instance.
+        name: String,
+        /// Snapshot.
+        snapshot: String,
+    },
+}
+
+/// `incus config`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Get values for instance or server configuration keys.
+    Get {
+        /// `[instance] key`.
+        #[arg(required = true, num_args = 1..=2)]
+        args: Vec<String>,
+    },
+    /// Set instance or server configuration keys.
+    Set {
+        /// `[instance] key value` or `[instance] key=value...`.
+        #[arg(required = true, num_args = 1..)]
+        args: Vec<String>,
+    },
+    /// Unset instance or server configuration keys.
+    Unset {
+        /// `[instance] key`.
+        #[arg(required = true, num_args = 1..=2)]
+        args: Vec<String>,
+    },
+    /// Show instance or server configurations.
+    Show {
+        /// Instance (the server when absent).
+        name: Option<String>,
+        /// Show the expanded configuration.
+        #[arg(short, long)]
+        expanded: bool,
+    },
+    /// Edit instance or server configurations as YAML.
+    Edit {
+        /// Instance (the server when absent).
+        name: Option<String>,
+    },
+    /// Manage devices.
+    Device {
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: DeviceCmd,
+    },
+}
+
+/// `incus config device` and `incus profile device`.
+#[derive(Debug, Subcommand)]
+pub enum DeviceCmd {
+    /// Add devices.
+    Add {
+        /// Instance or profile.
+        name: String,
+        /// Device name.
+        device: String,
+        /// Device type.
+        kind: String,
+        /// `key=value` settings.
+        settings: Vec<String>,
+    },
+    /// Remove devices.
+    #[command(alias = "rm")]
+    Remove {
+        /// Instance or profile.
+        name: String,
+        /// Device names.
+        #[arg(required = true)]
+        devices: Vec<String>,
+    },
+    /// List devices.
+    #[command(alias = "ls")]
+    List {
+        /// Instance or profile.
+        name: String,
+    },
+    /// Show full device configuration.
+    Show {
+        /// Instance or profile.
+        name: String,
+    },
+    /// Get values for device configuration keys.
+    Get {
+        /// Instance or profile.
+        name: String,
+        /// Device.
+        device: String,
+        /// Key.
+        key: String,
+    },
+    /// Set device configuration keys.
+    Set {
+        /// Instance or profile.
+        name: String,
+        /// Device.
+        device: String,
+        /// `key value` or `key=value...`.
+        #[arg(required = true)]
+        settings: Vec<String>,
+    },
+    /// Unset device configuration keys.
+    Unset {
+        /// Instance or profile.
+        name: String,
+        /// Device.
+        device: String,
+        /// Key.
+        key: String,
+    },
+}
+
+/// `incus profile`.
+#[derive(Debug, Subcommand)]
+pub enum ProfileCmd {
+    /// List profiles.
+    #[command(alias = "ls")]
+    List {
+        /// Format.
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Show profile configurations.
+    Show {
+        /// Profile.
+        name: String,
+    },
+    /// Create profiles.
+    Create {
+        /// Profile.
+        name: String,
+        /// Description.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Delete profiles.
+    #[command(alias = "rm")]
+    Delete {
+        /// Profiles.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Get values for profile configuration keys.
+    Get {
+        /// Profile.
+        name: String,
+        /// Key.
+        key: String,
+    },
+    /// Set profile configuration keys.
+    Set {
+        /// Profile.
+        name: String,
+        /// `key value` or `key=value...`.
+        #[arg(required = true)]
+        settings: Vec<String>,
+    },
+    /// Unset profile configuration keys.
+    Unset {
+        /// Profile.
+        name: String,
+        /// Key.
+        key: String,
+    },
+    /// Edit profile configurations as YAML.
+    Edit {
+        /// Profile.
+        name: String,
+    },
+    /// Add profiles to instances.
+    Add {
+        /// Instance.
+        instance: String,
+        /// Profile.
+        profile: String,
+    },
+    /// Remove profiles from instances.
+    Remove {
+        /// Instance.
+        instance: String,
+        /// Profile.
+        profile: String,
+    },
+    /// Assign sets of profiles to instances (comma-separated).
+    #[command(alias = "apply")]
+    Assign {
+        /// Instance.
+        instance: String,
+        /// Profiles, comma-separated.
+        profiles: String,
+    },
+    /// Manage devices.
+    Device {
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: DeviceCmd,
+    },
+}
+
+/// `incus image`.
+#[derive(Debug, Subcommand)]
+pub enum ImageCmd {
+    /// Import images into the image store.
+    Import {
+        /// Tarball (unified), or metadata tarball followed by the rootfs (split).
+        #[arg(required = true, num_args = 1..=2)]
+        files: Vec<String>,
+        /// New aliases to add to the image.
+        #[arg(long)]
+        alias: Vec<String>,
+        /// Make the image public.
+        #[arg(long)]
+        public: bool,
+    },
+    /// List images.
+    #[command(alias = "ls")]
+    List {
+        /// Format.
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Show useful information about images.
+    Info {
+        /// Image.
+        image: String,
+    },
+    /// Show image properties.
+    Show {
+        /// Image.
+        image: String,
+    },
+    /// Edit image properties as YAML.
+    Edit {
+        /// Image.
+        image: String,
+    },
+    /// Delete images.
+    #[command(alias = "rm")]
+    Delete {
+        /// Images.
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Export and download images.
+    Export {
+        /// Image.
+        image: String,
+        /// Target directory or file name (the current directory when absent).
+        target: Option<String>,
+    },
+    /// Manage image aliases.
+    Alias {
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: AliasCmd,
+    },
+}
+
+/// `incus image alias`.
+#[derive(Debug, Subcommand)]
+pub enum AliasCmd {
+    /// Create aliases for existing images.
+    Create {
+        /// Alias.
+        alias: String,
+        /// Image fingerprint.
+        fingerprint: String,
+    },
+    /// Delete image aliases.
+    #[command(alias = "rm")]
+    Delete {
+        /// Alias.
+        alias: String,
+    },
+    /// List image aliases.
+    #[command(alias = "ls")]
+    List {
+        /// Format.
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: Format,
+    },
+}
+
+/// `incus project`.
+#[derive(Debug, Subcommand)]
+pub enum ProjectCmd {
+    /// List projects.
+    #[command(alias = "ls")]
+    List {
+        /// Format.
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Create projects.
+    Create {
+        /// Project.
+        name: String,
+        /// Config key/value to apply to the new project.
+        #[arg(short, long = "config")]
+        config: Vec<String>,
+    },
+    /// Delete projects.
+    #[command(alias = "rm")]
+    Delete {
+        /// Projects.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Show project options.
+    Show {
+        /// Project.
+        name: String,
+    },
+    /// Switch the current project.
+    Switch {
+        /// Project.
+        name: String,
+    },
+}
+
+/// `incus storage`.
+#[derive(Debug, Subcommand)]
+pub enum StorageCmd {
+    /// List available storage pools.
+    #[command(alias = "ls")]
+    List {
+        /// Format.
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Show storage pool configurations.
+    Show {
+        /// Pool.
+        name: String,
+    },
+    /// Create storage pools.
+    Create {
+        /// Pool.
+        name: String,
+        /// Driver (`dir`).
+        driver: String,
+        /// `key=value` configuration.
+        config: Vec<String>,
+    },
+    /// Delete storage pools.
+    #[command(alias = "rm")]
+    Delete {
+        /// Pool.
+        name: String,
+    },
+}
+
+/// `incus network`.
+#[derive(Debug, Subcommand)]
+pub enum NetworkCmd {
+    /// List available networks.
+    #[command(alias = "ls")]
+    List {
+        /// Format.
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Show network configurations.
+    Show {
+        /// Network.
+        name: String,
+    },
+}
+
+/// `incus operation`.
+#[derive(Debug, Subcommand)]
+pub enum OperationCmd {
+    /// List background operations.
+    #[command(alias = "ls")]
+    List {
+        /// Format.
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Show details on a background operation.
+    Show {
+        /// Operation id.
+        id: String,
+    },
+    /// Delete (cancel) a background operation.
+    #[command(alias = "rm")]
+    Delete {
+        /// Operation id.
+        id: String,
+    },
+}
+
+/// `incus remote`.
+#[derive(Debug, Subcommand)]
+pub enum RemoteCmd {
+    /// List the available remotes.
+    #[command(alias = "ls")]
+    List {
+        /// Format.
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Add new remote servers (unix sockets: `unix:///path/to/unix.socket`).
+    Add {
+        /// Name.
+        name: String,
+        /// Address.
+        addr: String,
+    },
+    /// Remove remotes.
+    #[command(alias = "rm")]
+    Remove {
+        /// Name.
+        name: String,
+    },
+    /// Switch the default remote.
+    Switch {
+        /// Name.
+        name: String,
+    },
+    /// Show the default remote.
+    GetDefault,
+}
+
+/// `incus admin`.
+#[derive(Debug, Subcommand)]
+pub enum AdminCmd {
+    /// Configure the daemon.
+    Init {
+        /// Automatic (non-interactive) mode.
+        #[arg(long)]
+        auto: bool,
+        /// Pre-seed mode, expects YAML config from stdin.
+        #[arg(long)]
+        preseed: bool,
+        /// Storage backend to use (`dir`).
+        #[arg(long)]
+        storage_backend: Option<String>,
+    },
+    /// Wait for the daemon to be ready to process requests.
+    Waitready {
+        /// Number of seconds to wait before giving up.
+        #[arg(short, long, default_value_t = 0)]
+        timeout: u64,
+    },
+}

@@ -1,0 +1,218 @@
+//! `incus image` and `incus image alias`.
+
+use super::{Ctx, edit_yaml};
+use crate::CliError;
+use crate::args::{AliasCmd, ImageCmd};
+use crate::format::{render, to_yaml};
+use incus_client::escape;
+use incus_core::api;
+use std::path::Path;
+
+fn date(t: &api::Timestamp) -> String {
+    if *t == api::zero_time() {
+        String::new()
+    } else {
+        t.format("%b %-d, %Y at %-I:%M%P (UTC)").to_string()
+    }
+}
+
+fn description(i: &api::Image) -> String {
+    i.put
+        .properties
+        .get("description")
+        .cloned()
+        .unwrap_or_default()
+}
+
+pub async fn run(ctx: &Ctx, cmd: ImageCmd) -> Result<i32, CliError> {
+    match cmd {
+        ImageCmd::Import {
+            files,
+            alias,
+            public,
+        } => {
+            let c = ctx.client()?;
+            let meta = Path::new(&files[0]);
+            let rootfs = files.get(1).map(Path::new);
+            let fp = c.import_image(meta, rootfs, public).await?;
+            for a in &alias {
+                c.create_alias(a, &fp, "").await?;
+            }
+            if !ctx.quiet {
+                println!("Image imported with fingerprint: {fp}");
+            }
+        }
+        ImageCmd::List { format } => {
+            let c = ctx.client()?;
+            let mut images = c.images().await?;
+            images.sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
+            let rows = images
+                .iter()
+                .map(|i| {
+                    vec![
+                        i.aliases
+                            .iter()
+                            .map(|a| a.name.clone())
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                        i.fingerprint.chars().take(12).collect(),
+                        if i.put.public { "yes" } else { "no" }.to_string(),
+                        description(i),
+                        i.architecture.clone(),
+                        if i.kind == "virtual-machine" {
+                            "VIRTUAL-MACHINE"
+                        } else {
+                            "CONTAINER"
+                        }
+                        .to_string(),
+                        format!("{:.2}MiB", i.size as f64 / 1048576.0),
+                        date(&i.uploaded_at),
+                    ]
+                })
+                .collect();
+            let header = [
+                "ALIAS",
+                "FINGERPRINT",
+                "PUBLIC",
+                "DESCRIPTION",
+                "ARCHITECTURE",
+                "TYPE",
+                "SIZE",
+                "UPLOAD DATE",
+            ]
+            .map(String::from);
+            print!("{}", render(format, &header, rows, &images)?);
+        }
+        ImageCmd::Info { image } => {
+            let c = ctx.client()?;
+            let fp = c.resolve_image(&image).await?;
+            let i: api::Image = c.get(&format!("/1.0/images/{}", escape(&fp))).await?;
+            let mut out = format!(
+                "Fingerprint: {}\nSize: {:.2}MiB\nArchitecture: {}\nType: {}\nPublic: {}\nTimestamps:\n    Created: {}\n    Uploaded: {}\n    Expires: never\n    Last used: {}\nProperties:\n",
+                i.fingerprint,
+                i.size as f64 / 1048576.0,
+                i.architecture,
+                if i.kind.is_empty() {
+                    "container"
+                } else {
+                    &i.kind
+                },
+                if i.put.public { "yes" } else { "no" },
+                date(&i.created_at),
+                date(&i.uploaded_at),
+                date(&i.last_used_at),
+            );
+            for (k, v) in &i.put.properties {
+                out.push_str(&format!("    {k}: {v}\n"));
+            }
+            out.push_str("Aliases:\n");
+            for a in &i.aliases {
+                out.push_str(&format!("    - {}\n", a.name));
+            }
+            out.push_str(&format!(
+                "Cached: {}\nAuto update: disabled\nProfiles:\n",
+                if i.cached { "yes" } else { "no" }
+            ));
+            for p in &i.put.profiles {
+                out.push_str(&format!("    - {p}\n"));
+            }
+            print!("{out}");
+        }
+        ImageCmd::Show { image } => {
+            let c = ctx.client()?;
+            let fp = c.resolve_image(&image).await?;
+            let i: api::Image = c.get(&format!("/1.0/images/{}", escape(&fp))).await?;
+            print!("{}", to_yaml(&i)?);
+        }
+        ImageCmd::Edit { image } => {
+            let c = ctx.client()?;
+            let fp = c.resolve_image(&image).await?;
+            let path = format!("/1.0/images/{}", escape(&fp));
+            let (i, etag): (api::Image, String) = c.get_with_etag(&path).await?;
+            edit_yaml(to_yaml(&i.put)?, |text| {
+                let (c, path, etag) = (c.clone(), path.clone(), etag.clone());
+                async move {
+                    let put: api::ImagePut =
+                        serde_saphyr::from_str(&text).map_err(|e| CliError::msg(e.to_string()))?;
+                    c.send("PUT", &path, &put, Some(&etag)).await?;
+                    Ok(())
+                }
+            })
+            .await?;
+        }
+        ImageCmd::Delete { images } => {
+            let c = ctx.client()?;
+            for image in images {
+                let fp = c.resolve_image(&image).await?;
+                c.send_empty("DELETE", &format!("/1.0/images/{}", escape(&fp)))
+                    .await?;
+            }
+        }
+        ImageCmd::Export { image, target } => {
+            let c = ctx.client()?;
+            let fp = c.resolve_image(&image).await?;
+            let (headers, data) = c
+                .get_raw(&format!("/1.0/images/{}/export", escape(&fp)))
+                .await?;
+            let ctype = headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if ctype.starts_with("multipart/") {
+                return Err(CliError::msg(
+                    "Exporting split images is not supported by this client yet",
+                ));
+            }
+            let fname = headers
+                .get("content-disposition")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split("filename=").nth(1))
+                .map(|f| f.trim_matches('"').to_string())
+                .unwrap_or_else(|| format!("{fp}.tar.xz"));
+            let target = target.unwrap_or_else(|| ".".into());
+            let dest = if Path::new(&target).is_dir() {
+                Path::new(&target).join(fname)
+            } else {
+                Path::new(&target).to_path_buf()
+            };
+            std::fs::write(&dest, data)?;
+            if !ctx.quiet {
+                println!("Image exported successfully!");
+            }
+        }
+        ImageCmd::Alias { cmd } => alias(ctx, cmd).await?,
+    }
+    Ok(0)
+}
+
+async fn alias(ctx: &Ctx, cmd: AliasCmd) -> Result<(), CliError> {
+    let c = ctx.client()?;
+    match cmd {
+        AliasCmd::Create { alias, fingerprint } => {
+            let fp = c.resolve_image(&fingerprint).await?;
+            c.create_alias(&alias, &fp, "").await?;
+        }
+        AliasCmd::Delete { alias } => {
+            c.send_empty("DELETE", &format!("/1.0/images/aliases/{}", escape(&alias)))
+                .await?;
+        }
+        AliasCmd::List { format } => {
+            let aliases: Vec<api::ImageAliasesEntry> =
+                c.get("/1.0/images/aliases?recursion=1").await?;
+            let rows = aliases
+                .iter()
+                .map(|a| {
+                    vec![
+                        a.name.clone(),
+                        a.put.target.chars().take(12).collect(),
+                        a.kind.to_uppercase(),
+                        a.put.description.clone(),
+                    ]
+                })
+                .collect();
+            let header = ["ALIAS", "FINGERPRINT", "TYPE", "DESCRIPTION"].map(String::from);
+            print!("{}", render(format, &header, rows, &aliases)?);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,523 @@
+//! Server info, projects, storage, networks, operations, monitor, query, remotes, admin and
+//! version.
+
+use super::Ctx;
+use crate::CliError;
+use crate::args::{AdminCmd, NetworkCmd, OperationCmd, ProjectCmd, RemoteCmd, StorageCmd};
+use crate::conf::Remote;
+use crate::format::{render, to_yaml};
+use incus_client::escape;
+use incus_core::api;
+use serde_json::json;
+
+pub async fn server_info(ctx: &Ctx, resources: bool) -> Result<i32, CliError> {
+    let c = ctx.client()?;
+    if resources {
+        let r: serde_json::Value = c.get("/1.0/resources").await?;
+        print!("{}", to_yaml(&r)?);
+        return Ok(0);
+    }
+    let (s, _) = c.server().await?;
+    print!("{}", to_yaml(&s)?);
+    Ok(0)
+}
+
+pub async fn project(mut ctx: Ctx, cmd: ProjectCmd) -> Result<i32, CliError> {
+    match cmd {
+        ProjectCmd::List { format } => {
+            let c = ctx.client()?;
+            let current = c.project().to_string();
+            let projects: Vec<api::Project> = c.get("/1.0/projects?recursion=1").await?;
+            let flag = |p: &api::Project, k: &str| {
+                if p.put.config.get(k).map(String::as_str) == Some("true") {
+                    "YES"
+                } else {
+                    "NO"
+                }
+                .to_string()
+            };
+            let rows = projects
+                .iter()
+                .map(|p| {
+                    let name = if p.name == current {
+                        format!("{} (current)", p.name)
+                    } else {
+                        p.name.clone()
+                    };
+                    vec![
+                        name,
+                        flag(p, "features.images"),
+                        flag(p, "features.profiles"),
+                        flag(p, "features.storage.volumes"),
+                        flag(p, "features.storage.buckets"),
+                        flag(p, "features.networks"),
+                        flag(p, "features.networks.zones"),
+                        p.put.description.clone(),
+                        p.used_by.len().to_string(),
+                    ]
+                })
+                .collect();
+            let header = [
+                "NAME",
+                "IMAGES",
+                "PROFILES",
+                "STORAGE VOLUMES",
+                "STORAGE BUCKETS",
+                "NETWORKS",
+                "NETWORK ZONES",
+                "DESCRIPTION",
+                "USED BY",
+            ]
+            .map(String::from);
+            print!("{}", render(format, &header, rows, &projects)?);
+        }
+        ProjectCmd::Create { name, config } => {
+            let c = ctx.client()?;
+            let conf = super::key_values(&config)?;
+            c.send(
+                "POST",
+                "/1.0/projects",
+                &json!({"name": name, "config": conf, "description": ""}),
+                None,
+            )
+            .await?;
+            println!("Project {name} created");
+        }
+        ProjectCmd::Delete { names } => {
+            let c = ctx.client()?;
+            for n in names {
+                c.send_empty("DELETE", &format!("/1.0/projects/{}", escape(&n)))
+                    .await?;
+                println!("Project {n} deleted");
+            }
+        }
+        ProjectCmd::Show { name } => {
+            let c = ctx.client()?;
+            let p: api::Project = c.get(&format!("/1.0/projects/{}", escape(&name))).await?;
+            print!("{}", to_yaml(&p)?);
+        }
+        ProjectCmd::Switch { name } => {
+            let c = ctx.client()?;
+            // It must exist.
+            let _: api::Project = c.get(&format!("/1.0/projects/{}", escape(&name))).await?;
+            let remote = ctx.conf.default_remote.clone();
+            if let Some(r) = ctx.conf.remotes.get_mut(&remote) {
+                r.project = name;
+            }
+            ctx.conf.save()?;
+        }
+    }
+    Ok(0)
+}
+
+pub async fn storage(ctx: &Ctx, cmd: StorageCmd) -> Result<i32, CliError> {
+    let c = ctx.client()?;
+    match cmd {
+        StorageCmd::List { format } => {
+            let pools: Vec<api::StoragePool> = c.get("/1.0/storage-pools?recursion=1").await?;
+            let rows = pools
+                .iter()
+                .map(|p| {
+                    vec![
+                        p.name.clone(),
+                        p.driver.clone(),
+                        p.put.description.clone(),
+                        p.used_by.len().to_string(),
+                        p.status.to_uppercase(),
+                    ]
+                })
+                .collect();
+            let header = ["NAME", "DRIVER", "DESCRIPTION", "USED BY", "STATE"].map(String::from);
+            print!("{}", render(format, &header, rows, &pools)?);
+        }
+        StorageCmd::Show { name } => {
+            let p: api::StoragePool = c
+                .get(&format!("/1.0/storage-pools/{}", escape(&name)))
+                .await?;
+            print!("{}", to_yaml(&p)?);
+        }
+        StorageCmd::Create {
+            name,
+            driver,
+            config,
+        } => {
+            let conf = super::key_values(&config)?;
+            c.send(
+                "POST",
+                "/1.0/storage-pools",
+                &json!({"name": name, "driver": driver, "config": conf, "description": ""}),
+                None,
+            )
+            .await?;
+            println!("Storage pool {name} created");
+        }
+        StorageCmd::Delete { name } => {
+            c.send_empty("DELETE", &format!("/1.0/storage-pools/{}", escape(&name)))
+                .await?;
+            println!("Storage pool {name} deleted");
+        }
+    }
+    Ok(0)
+}
+
+pub async fn network(ctx: &Ctx, cmd: NetworkCmd) -> Result<i32, CliError> {
+    let c = ctx.client()?;
+    match cmd {
+        NetworkCmd::List { format } => {
+            let nets: Vec<api::Network> = c.get("/1.0/networks?recursion=1").await?;
+            let rows = nets
+                .iter()
+                .map(|n| {
+                    vec![
+                        n.name.clone(),
+                        n.kind.clone(),
+                        if n.managed { "YES" } else { "NO" }.to_string(),
+                        n.put
+                            .config
+                            .get("ipv4.address")
+                            .cloned()
+                            .unwrap_or_default(),
+                        n.put
+                            .config
+                            .get("ipv6.address")
+                            .cloned()
+                            .unwrap_or_default(),
+                        n.put.description.clone(),
+                        n.used_by.len().to_string(),
+                        n.status.to_uppercase(),
+                    ]
+                })
+                .collect();
+            let header = [
+                "NAME",
+                "TYPE",
+                "MANAGED",
+                "IPV4",
+                "IPV6",
+                "DESCRIPTION",
+                "USED BY",
+                "STATE",
+            ]
+            .map(String::from);
+            print!("{}", render(format, &header, rows, &nets)?);
+        }
+        NetworkCmd::Show { name } => {
+            let n: api::Network = c.get(&format!("/1.0/networks/{}", escape(&name))).await?;
+            print!("{}", to_yaml(&n)?);
+        }
+    }
+    Ok(0)
+}
+
+pub async fn operation(ctx: &Ctx, cmd: OperationCmd) -> Result<i32, CliError> {
+    let c = ctx.client()?;
+    match cmd {
+        OperationCmd::List { format } => {
+            let ops: std::collections::BTreeMap<String, Vec<api::Operation>> =
+                c.get("/1.0/operations?recursion=1").await?;
+            let all: Vec<&api::Operation> = ops.values().flatten().collect();
+            let rows = all
+                .iter()
+                .map(|o| {
+                    vec![
+                        o.id.clone(),
+                        o.class.to_uppercase(),
+                        o.description.clone(),
+                        o.status.to_uppercase(),
+                        if o.may_cancel { "YES" } else { "NO" }.to_string(),
+                        o.created_at.format("%Y/%m/%d %H:%M %Z").to_string(),
+                    ]
+                })
+                .collect();
+            let header = [
+                "ID",
+                "TYPE",
+                "DESCRIPTION",
+                "STATUS",
+                "CANCELABLE",
+                "CREATED",
+            ]
+            .map(String::from);
+            print!("{}", render(format, &header, rows, &all)?);
+        }
+        OperationCmd::Show { id } => {
+            let o: api::Operation = c.get(&format!("/1.0/operations/{}", escape(&id))).await?;
+            print!("{}", to_yaml(&o)?);
+        }
+        OperationCmd::Delete { id } => {
+            c.request(
+                "DELETE",
+                &format!("/1.0/operations/{}", escape(&id)),
+                None,
+                None,
+            )
+            .await?;
+            println!("Operation {id} deleted");
+        }
+    }
+    Ok(0)
+}
+
+pub async fn monitor(ctx: &Ctx, kinds: &[String]) -> Result<i32, CliError> {
+    let c = ctx.client()?;
+    let mut path = "/1.0/events".to_string();
+    if !kinds.is_empty() {
+        path.push_str(&format!("?type={}", escape(&kinds.join(","))));
+    }
+    let mut events = c.events(&path).await?;
+    while let Some(ev) = events.next().await {
+        println!("{}", to_yaml(&ev?)?);
+    }
+    Ok(0)
+}
+
+pub async fn query(
+    ctx: &Ctx,
+    path: &str,
+    method: &str,
+    data: Option<&str>,
+    wait: bool,
+    raw: bool,
+) -> Result<i32, CliError> {
+    let (c, path) = ctx.resolve(path)?;
+    let path = if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/{path}")
+    };
+    let body = data
+        .map(serde_json::from_str::<serde_json::Value>)
+        .transpose()
+        .map_err(|e| CliError::msg(format!("Invalid JSON in --data: {e}")))?;
+    let r = c.request(method, &path, body.as_ref(), None).await?;
+    let out = if wait && r.raw.kind == "async" {
+        serde_json::to_value(c.wait_operation(&r.raw.operation).await?)?
+    } else if raw {
+        serde_json::to_value(&r.raw)?
+    } else {
+        r.raw.metadata
+    };
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(0)
+}
+
+pub async fn remote(mut ctx: Ctx, cmd: RemoteCmd) -> Result<i32, CliError> {
+    match cmd {
+        RemoteCmd::List { format } => {
+            let rows = ctx
+                .conf
+                .remotes
+                .iter()
+                .map(|(n, r)| {
+                    let name = if *n == ctx.conf.default_remote {
+                        format!("{n} (current)")
+                    } else {
+                        n.clone()
+                    };
+                    vec![
+                        name,
+                        r.addr.clone(),
+                        if r.protocol.is_empty() {
+                            "incus".into()
+                        } else {
+                            r.protocol.clone()
+                        },
+                        "file access".into(),
+                        if r.public { "YES" } else { "NO" }.to_string(),
+                        "YES".into(),
+                        "NO".into(),
+                    ]
+                })
+                .collect();
+            let header = [
+                "NAME",
+                "URL",
+                "PROTOCOL",
+                "AUTH TYPE",
+                "PUBLIC",
+                "STATIC",
+                "GLOBAL",
+            ]
+            .map(String::from);
+            print!("{}", render(format, &header, rows, &ctx.conf.remotes)?);
+        }
+        RemoteCmd::Add { name, addr } => {
+            if ctx.conf.remotes.contains_key(&name) {
+                return Err(CliError::msg(format!(
+                    "Remote {name} exists as <{}>",
+                    ctx.conf.remotes[&name].addr
+                )));
+            }
+            if !addr.starts_with("unix://") {
+                return Err(CliError::msg(
+                    "Only unix socket remotes (unix:///path/to/unix.socket) are supported so far",
+                ));
+            }
+            ctx.conf.remotes.insert(
+                name,
+                Remote {
+                    addr,
+                    protocol: "incus".into(),
+                    ..Remote::default()
+                },
+            );
+            ctx.conf.save()?;
+        }
+        RemoteCmd::Remove { name } => {
+            if name == ctx.conf.default_remote {
+                return Err(CliError::msg("Can't remove the default remote"));
+            }
+            if ctx.conf.remotes.remove(&name).is_none() {
+                return Err(CliError::msg(format!("Remote {name} doesn't exist")));
+            }
+            ctx.conf.save()?;
+        }
+        RemoteCmd::Switch { name } => {
+            if !ctx.conf.remotes.contains_key(&name) {
+                return Err(CliError::msg(format!("Remote {name} doesn't exist")));
+            }
+            ctx.conf.default_remote = name;
+            ctx.conf.save()?;
+        }
+        RemoteCmd::GetDefault => println!("{}", ctx.conf.default_remote),
+    }
+    Ok(0)
+}
+
+pub async fn admin(ctx: &Ctx, cmd: AdminCmd) -> Result<i32, CliError> {
+    let c = ctx.client()?;
+    match cmd {
+        AdminCmd::Waitready { timeout } => {
+            let start = std::time::Instant::now();
+            loop {
+                if c.request("GET", "/internal/ready", None, None)
+                    .await
+                    .is_ok()
+                {
+                    return Ok(0);
+                }
+                if timeout > 0 && start.elapsed().as_secs() >= timeout {
+                    return Err(CliError::msg(format!(
+                        "Daemon still not running after {timeout}s timeout"
+                    )));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+        AdminCmd::Init {
+            auto,
+            preseed,
+            storage_backend,
+        } => {
+            if preseed {
+                use std::io::Read;
+                let mut text = String::new();
+                std::io::stdin().read_to_string(&mut text)?;
+                let seed: serde_json::Value = serde_saphyr::from_str(&text)
+                    .map_err(|e| CliError::msg(format!("Invalid preseed YAML: {e}")))?;
+                apply_preseed(&c, &seed).await?;
+                return Ok(0);
+            }
+            if !auto {
+                return Err(CliError::msg(
+                    "Interactive init is not supported yet; use --auto or --preseed",
+                ));
+            }
+            let backend = storage_backend.unwrap_or_else(|| "dir".into());
+            let pools: Vec<api::StoragePool> = c.get("/1.0/storage-pools?recursion=1").await?;
+            if !pools.iter().any(|p| p.name == "default") {
+                c.send(
+                    "POST",
+                    "/1.0/storage-pools",
+                    &json!({"name": "default", "driver": backend, "config": {}}),
+                    None,
+                )
+                .await?;
+            }
+            ensure_root_disk(&c, "default").await?;
+        }
+    }
+    Ok(0)
+}
+
+/// Gives the default profile a root disk on `pool` when it has none.
+async fn ensure_root_disk(c: &incus_client::Client, pool: &str) -> Result<(), CliError> {
+    let (mut p, etag): (serde_json::Value, String) =
+        c.get_with_etag("/1.0/profiles/default").await?;
+    let has_root = p["devices"]
+        .as_object()
+        .is_some_and(|d| d.values().any(|v| v["type"] == "disk" && v["path"] == "/"));
+    if !has_root {
+        p["devices"]["root"] = json!({"type": "disk", "path": "/", "pool": pool});
+        let body = json!({"config": p["config"], "description": p["description"], "devices": p["devices"]});
+        c.send("PUT", "/1.0/profiles/default", &body, Some(&etag))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Applies the parts of a preseed this daemon supports: `config`, `storage_pools`,
+/// `profiles` and `projects`. Networks and cluster sections are refused.
+async fn apply_preseed(c: &incus_client::Client, seed: &serde_json::Value) -> Result<(), CliError> {
+    for unsupported in ["networks", "cluster"] {
+        if seed.get(unsupported).is_some_and(|v| !v.is_null()) {
+            return Err(CliError::msg(format!(
+                "Preseed section {unsupported:?} is not supported yet"
+            )));
+        }
+    }
+    if let Some(conf) = seed.get("config").and_then(|v| v.as_object()) {
+        let (_, etag) = c.server().await?;
+        c.send("PATCH", "/1.0", &json!({ "config": conf }), Some(&etag))
+            .await?;
+    }
+    if let Some(pools) = seed.get("storage_pools").and_then(|v| v.as_array()) {
+        let existing: Vec<api::StoragePool> = c.get("/1.0/storage-pools?recursion=1").await?;
+        for p in pools {
+            let name = p["name"].as_str().unwrap_or("");
+            if !existing.iter().any(|e| e.name == name) {
+                c.send("POST", "/1.0/storage-pools", p, None).await?;
+            }
+        }
+    }
+    if let Some(projects) = seed.get("projects").and_then(|v| v.as_array()) {
+        for p in projects {
+            let name = p["name"].as_str().unwrap_or("");
+            if c.get::<serde_json::Value>(&format!("/1.0/projects/{}", escape(name)))
+                .await
+                .is_err()
+            {
+                c.send("POST", "/1.0/projects", p, None).await?;
+            }
+        }
+    }
+    if let Some(profiles) = seed.get("profiles").and_then(|v| v.as_array()) {
+        for p in profiles {
+            let name = p["name"].as_str().unwrap_or("");
+            let path = format!("/1.0/profiles/{}", escape(name));
+            match c.get_with_etag::<serde_json::Value>(&path).await {
+                Ok((_, etag)) => {
+                    let body = json!({"config": p.get("config").cloned().unwrap_or(json!({})), "description": p.get("description").cloned().unwrap_or(json!("")), "devices": p.get("devices").cloned().unwrap_or(json!({}))});
+                    c.send("PUT", &path, &body, Some(&etag)).await?;
+                }
+                Err(_) => {
+                    c.send("POST", "/1.0/profiles", p, None).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn version(ctx: &Ctx) -> Result<i32, CliError> {
+    println!("Client version: {}", env!("CARGO_PKG_VERSION"));
+    let server = match ctx.client() {
+        Ok(c) => match c.server().await {
+            Ok((s, _)) => s.environment.server_version,
+            Err(_) => "unreachable".into(),
+        },
+        Err(_) => "unreachable".into(),
+    };
+    println!("Server version: {server}");
+    Ok(0)
+}

@@ -1,0 +1,410 @@
+//! Our `incus` command line against our `incusd`: the everyday commands, their output
+//! formats and exit statuses, on real containers. Needs root and liblxc, so it runs only with
+//! INCUS_TEST_PRIVILEGED=1 (as CI does); `incusd` must be built (`cargo test --workspace`
+//! builds it).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+struct Env {
+    daemon: Child,
+    dir: tempfile::TempDir,
+    conf: tempfile::TempDir,
+    images: PathBuf,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        // Stop whatever is still running (by our own client), then the daemon we started.
+        let _ = self.run(&["delete", "-f", "c1", "c2", "c3", "e1"], b"");
+        let _ = self.run(&["--project", "p1", "delete", "-f", "pc1"], b"");
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+        let _ = std::fs::remove_dir_all(&self.images);
+    }
+}
+
+impl Env {
+    fn start() -> Env {
+        let incusd = Path::new(env!("CARGO_BIN_EXE_incus"))
+            .parent()
+            .expect("target dir")
+            .join("incusd");
+        assert!(
+            incusd.exists(),
+            "{} is missing: run `cargo build -p incus-daemon`",
+            incusd.display()
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("incus-cli-test-")
+            .tempdir()
+            .expect("tempdir");
+        let conf = tempfile::tempdir().expect("tempdir");
+        let daemon = Command::new(incusd)
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start incusd");
+        let images = std::env::temp_dir().join(format!("incus-cli-images-{}", std::process::id()));
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/images/mk-busybox-image.sh");
+        let out = Command::new("bash")
+            .arg(script)
+            .arg(&images)
+            .output()
+            .expect("image builder");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Env {
+            daemon,
+            dir,
+            conf,
+            images,
+        }
+    }
+
+    fn run(&self, args: &[&str], stdin: &[u8]) -> Output {
+        use std::io::Write;
+        let mut c = Command::new(env!("CARGO_BIN_EXE_incus"))
+            .args(args)
+            .env("INCUS_DIR", self.dir.path())
+            .env("INCUS_CONF", self.conf.path())
+            .env_remove("INCUS_SOCKET")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run incus");
+        let mut input = c.stdin.take().expect("stdin");
+        input.write_all(stdin).expect("stdin");
+        drop(input);
+        c.wait_with_output().expect("output")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args, b"");
+        assert!(
+            out.status.success(),
+            "incus {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args, b"");
+        assert!(
+            !out.status.success(),
+            "incus {args:?} unexpectedly succeeded"
+        );
+        assert!(out.stdout.is_empty() || !out.stderr.is_empty());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    fn image(&self, name: &str) -> String {
+        self.images.join(name).to_str().expect("path").to_string()
+    }
+}
+
+#[test]
+fn everyday_commands() {
+    if std::env::var("INCUS_TEST_PRIVILEGED").as_deref() != Ok("1") {
+        eprintln!("SKIPPED everyday_commands: set INCUS_TEST_PRIVILEGED=1 (as root)");
+        return;
+    }
+    let e = Env::start();
+    e.ok(&["admin", "waitready", "--timeout", "20"]);
+    assert!(e.ok(&["version"]).contains("Server version: 6.0.4"));
+
+    // Images: unified and split, aliases, list formats.
+    assert!(
+        e.ok(&[
+            "image",
+            "import",
+            &e.image("busybox.tar.xz"),
+            "--alias",
+            "busybox"
+        ])
+        .contains("fingerprint")
+    );
+    e.ok(&[
+        "image",
+        "import",
+        &e.image("busybox-split.meta.tar.xz"),
+        &e.image("busybox-split.rootfs.squashfs"),
+        "--alias",
+        "split",
+    ]);
+    let csv = e.ok(&["image", "list", "-f", "csv"]);
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    assert!(csv.contains("busybox,") && csv.contains("split,"));
+    e.ok(&["image", "alias", "create", "bb", "busybox"]);
+    assert!(
+        e.ok(&["image", "alias", "list", "-f", "csv"])
+            .contains("bb,")
+    );
+    e.ok(&["image", "alias", "delete", "bb"]);
+    assert!(
+        e.ok(&["image", "info", "busybox"])
+            .contains("Architecture: x86_64")
+    );
+    assert!(e.ok(&["image", "show", "split"]).contains("fingerprint:"));
+
+    // Launch, init, list in every format.
+    assert!(e.ok(&["launch", "busybox", "c1"]).contains("Launching c1"));
+    e.ok(&["init", "split", "c2", "-c", "user.k=v"]);
+    assert_eq!(
+        e.ok(&["list", "-f", "csv", "-c", "ns"]),
+        "c1,RUNNING\nc2,STOPPED\n"
+    );
+    let table = e.ok(&["list"]);
+    assert!(
+        table.contains("|  NAME  |") || table.contains("| NAME |"),
+        "{table}"
+    );
+    assert!(table.contains("| c1   | RUNNING |"), "{table}");
+    let json: serde_json::Value =
+        serde_json::from_str(&e.ok(&["list", "-f", "json"])).expect("json");
+    assert_eq!(json[0]["name"], "c1");
+    assert_eq!(json[0]["state"]["status"], "Running");
+    assert!(e.ok(&["list", "-f", "yaml"]).contains("name: c2"));
+    assert!(e.ok(&["list", "-f", "compact"]).contains("STATE"));
+    assert_eq!(
+        e.ok(&["list", "status=stopped", "-f", "csv", "-c", "n"]),
+        "c2\n"
+    );
+    assert_eq!(
+        e.ok(&["list", "c2", "-f", "csv", "-c", "n,user.k"]),
+        "c2,v\n"
+    );
+
+    // Exec: exit status passed through, stdin, env, cwd, uid.
+    let out = e.run(
+        &[
+            "exec",
+            "c1",
+            "--",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 42",
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(42));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    let out = e.run(&["exec", "c1", "--", "cat"], b"round trip\n");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "round trip\n");
+    assert_eq!(
+        e.ok(&[
+            "exec",
+            "c1",
+            "--env",
+            "A=b",
+            "--cwd",
+            "/tmp",
+            "--user",
+            "1000",
+            "--",
+            "sh",
+            "-c",
+            "echo $A $(pwd) $(id -u)"
+        ]),
+        "b /tmp 1000\n"
+    );
+    assert_eq!(
+        e.run(&["exec", "c1", "--", "no-such-cmd"], b"")
+            .status
+            .code(),
+        Some(127)
+    );
+    let out = e.run(&["exec", "-t", "c1", "--", "tty"], b"");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("/dev/pts/"),
+        "pty: {out:?}"
+    );
+
+    // Files.
+    let local = e.conf.path().join("local");
+    std::fs::create_dir_all(local.join("tree/sub")).expect("mkdir");
+    std::fs::write(local.join("f.txt"), b"hello\n").expect("write");
+    std::fs::write(local.join("tree/sub/b"), b"b\n").expect("write");
+    let l = |p: &str| local.join(p).to_str().expect("path").to_string();
+    e.ok(&[
+        "file",
+        "push",
+        &l("f.txt"),
+        "c1/root/f.txt",
+        "--mode",
+        "600",
+        "--uid",
+        "7",
+        "--gid",
+        "8",
+    ]);
+    assert_eq!(
+        e.ok(&["exec", "c1", "--", "stat", "-c", "%a %u %g", "/root/f.txt"]),
+        "600 7 8\n"
+    );
+    e.ok(&["file", "push", "-r", &l("tree"), "c1/root/"]);
+    e.ok(&["file", "pull", "-r", "c1/root/tree", &l("back")]);
+    assert_eq!(
+        std::fs::read(local.join("back/tree/sub/b")).expect("read"),
+        b"b\n"
+    );
+    assert_eq!(e.ok(&["file", "pull", "c1/root/f.txt", "-"]), "hello\n");
+    e.ok(&["file", "create", "-p", "c1/root/x/y/z"]);
+    e.ok(&["file", "delete", "-f", "c1/root/x"]);
+    e.ok(&["file", "delete", "c1/root/f.txt"]);
+    assert_eq!(e.ok(&["exec", "c1", "--", "ls", "/root"]), "tree\n");
+    assert!(!e.fails(&["file", "pull", "c1/nope", &l("nope")]).is_empty());
+
+    // Snapshots.
+    e.ok(&["snapshot", "create", "c1"]);
+    e.ok(&["snapshot", "create", "c1", "s1"]);
+    e.ok(&["exec", "c1", "--", "touch", "/root/later"]);
+    e.ok(&["snapshot", "restore", "c1", "s1"]);
+    assert_eq!(e.ok(&["exec", "c1", "--", "ls", "/root"]), "tree\n");
+    e.ok(&["snapshot", "rename", "c1", "s1", "s2"]);
+    let snaps = e.ok(&["snapshot", "list", "c1", "-f", "csv"]);
+    assert!(
+        snaps.starts_with("snap0,") && snaps.contains("\ns2,"),
+        "{snaps}"
+    );
+    assert!(e.ok(&["snapshot", "show", "c1", "s2"]).contains("name: s2"));
+    e.ok(&["snapshot", "delete", "c1", "snap0"]);
+    assert_eq!(e.ok(&["list", "c1", "-f", "csv", "-c", "S"]), "1\n");
+
+    // Config and devices; refused changes change nothing.
+    e.ok(&["config", "set", "c1", "user.a", "1"]);
+    e.ok(&["config", "set", "c1", "user.b=2", "user.c=3"]);
+    assert_eq!(e.ok(&["config", "get", "c1", "user.b"]), "2\n");
+    e.ok(&["config", "unset", "c1", "user.a"]);
+    assert_eq!(e.ok(&["config", "get", "c1", "user.a"]), "\n");
+    assert!(
+        e.fails(&["config", "set", "c1", "limits.bogus", "1"])
+            .contains("Error: ")
+    );
+    assert!(!e.ok(&["config", "show", "c1"]).contains("limits.bogus"));
+    e.ok(&[
+        "config",
+        "device",
+        "add",
+        "c1",
+        "d0",
+        "disk",
+        "source=/tmp",
+        "path=/mnt",
+    ]);
+    assert_eq!(e.ok(&["config", "device", "list", "c1"]), "d0\n");
+    e.ok(&["config", "device", "remove", "c1", "d0"]);
+    let shown = e.ok(&["config", "show", "c1"]);
+    let edited = shown.replace("user.b: \"2\"", "user.b: edited");
+    let out = e.run(&["config", "edit", "c1"], edited.as_bytes());
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(e.ok(&["config", "get", "c1", "user.b"]), "edited\n");
+    e.ok(&["config", "set", "user.server", "yes"]);
+    assert_eq!(e.ok(&["config", "get", "user.server"]), "yes\n");
+
+    // Profiles.
+    e.ok(&["profile", "create", "pr1"]);
+    e.ok(&["profile", "set", "pr1", "environment.FROM=profile"]);
+    e.ok(&["profile", "add", "c1", "pr1"]);
+    e.ok(&["restart", "-f", "c1"]);
+    assert_eq!(
+        e.ok(&["exec", "c1", "--", "sh", "-c", "echo $FROM"]),
+        "profile\n"
+    );
+    assert!(e.ok(&["profile", "list", "-f", "csv"]).contains("pr1,,1"));
+    assert!(!e.fails(&["profile", "delete", "pr1"]).is_empty());
+    e.ok(&["profile", "assign", "c1", "default"]);
+    e.ok(&["profile", "delete", "pr1"]);
+
+    // Projects: isolation and switching.
+    e.ok(&[
+        "project",
+        "create",
+        "p1",
+        "-c",
+        "features.images=false",
+        "-c",
+        "features.profiles=false",
+    ]);
+    e.ok(&["--project", "p1", "launch", "busybox", "pc1"]);
+    assert_eq!(
+        e.ok(&["--project", "p1", "list", "-f", "csv", "-c", "n"]),
+        "pc1\n"
+    );
+    e.ok(&["project", "switch", "p1"]);
+    assert_eq!(e.ok(&["list", "-f", "csv", "-c", "n"]), "pc1\n");
+    assert!(
+        e.ok(&["project", "list", "-f", "csv"])
+            .contains("p1 (current)")
+    );
+    e.ok(&["project", "switch", "default"]);
+    assert!(!e.ok(&["list", "-f", "csv", "-c", "n"]).contains("pc1"));
+    assert!(
+        e.ok(&["list", "--all-projects", "-f", "csv", "-c", "en"])
+            .contains("p1,pc1")
+    );
+    e.ok(&["--project", "p1", "delete", "-f", "pc1"]);
+    e.ok(&["project", "delete", "p1"]);
+
+    // Lifecycle, copy, rename, ephemeral.
+    e.ok(&["pause", "c1"]);
+    assert_eq!(e.ok(&["list", "c1", "-f", "csv", "-c", "s"]), "FROZEN\n");
+    e.ok(&["start", "c1"]);
+    e.ok(&["stop", "c1", "--timeout", "5"]);
+    e.ok(&["copy", "c1", "c3", "--instance-only"]);
+    e.ok(&["rename", "c3", "c4"]);
+    e.ok(&["delete", "c4"]);
+    e.ok(&["start", "c1", "c2"]);
+    assert!(e.ok(&["info", "c1", "--show-log"]).contains("Log:"));
+    assert!(e.ok(&["info", "c1"]).contains("Status: RUNNING"));
+    e.ok(&["launch", "busybox", "e1", "--ephemeral"]);
+    e.ok(&["stop", "-f", "e1"]);
+    assert!(!e.ok(&["list", "-f", "csv", "-c", "n"]).contains("e1"));
+    assert!(
+        !e.fails(&["delete", "c1"]).is_empty(),
+        "running instances need -f"
+    );
+    e.ok(&["delete", "-f", "c1", "c2"]);
+    assert_eq!(e.ok(&["list", "-f", "csv"]), "");
+
+    // Bad input: clear errors, non-zero status, nothing created.
+    assert!(
+        e.fails(&["launch", "busybox", "bad_name"])
+            .starts_with("Error: ")
+    );
+    assert!(
+        e.fails(&["launch", "no-such-image", "c5"])
+            .starts_with("Error: ")
+    );
+    assert_eq!(e.ok(&["list", "-f", "csv"]), "");
+
+    // Other commands.
+    assert!(
+        e.ok(&["storage", "list", "-f", "csv"])
+            .starts_with("default,dir,")
+    );
+    assert!(
+        e.ok(&["network", "list", "-f", "csv"])
+            .contains("lo,loopback,NO")
+    );
+    assert!(
+        e.ok(&["operation", "list", "-f", "csv"])
+            .contains("SUCCESS")
+    );
+    assert!(e.ok(&["query", "/1.0"]).contains("api_extensions"));
+    assert!(
+        e.ok(&["remote", "list", "-f", "csv"])
+            .starts_with("local (current),unix://")
+    );
+    e.ok(&["admin", "init", "--auto"]);
+    assert!(e.ok(&["completion", "bash"]).contains("incus"));
+}
