@@ -3,7 +3,7 @@
 use super::{Ctx, edit_yaml, settings};
 use crate::CliError;
 use crate::args::{ConfigCmd, DeviceCmd, ProfileCmd};
-use crate::format::{Format, render, to_yaml};
+use crate::format::{render, to_yaml};
 use incus_client::{Client, escape};
 use serde_json::{Map, Value, json};
 
@@ -212,18 +212,22 @@ fn device_target(cmd: &DeviceCmd) -> &str {
     }
 }
 
+/// `[instance] key`: the object (the server without an instance) and the key.
+fn key_target(ctx: &Ctx, args: &[String]) -> Result<(Object, String), CliError> {
+    match args {
+        [key] => Ok((Object::server(ctx.client()?), key.clone())),
+        [inst, key] => {
+            let (c, n) = ctx.resolve(inst)?;
+            Ok((Object::instance(c, n), key.clone()))
+        }
+        _ => Err(CliError::msg("Invalid number of arguments")),
+    }
+}
+
 pub async fn run(ctx: &Ctx, cmd: ConfigCmd) -> Result<i32, CliError> {
     match cmd {
         ConfigCmd::Get { args } => {
-            let obj = match args.as_slice() {
-                [_key] => Object::server(ctx.client()?),
-                [inst, _] => {
-                    let (c, n) = ctx.resolve(inst)?;
-                    Object::instance(c, n)
-                }
-                _ => return Err(CliError::msg("Invalid number of arguments")),
-            };
-            let key = args.last().cloned().unwrap_or_default();
+            let (obj, key) = key_target(ctx, &args)?;
             let (mut b, _) = obj.get().await?;
             let v = map_of(&mut b, "config").get(&key).cloned();
             println!("{}", v.as_ref().and_then(Value::as_str).unwrap_or(""));
@@ -249,15 +253,7 @@ pub async fn run(ctx: &Ctx, cmd: ConfigCmd) -> Result<i32, CliError> {
             .await?;
         }
         ConfigCmd::Unset { args } => {
-            let obj = match args.as_slice() {
-                [_key] => Object::server(ctx.client()?),
-                [inst, _] => {
-                    let (c, n) = ctx.resolve(inst)?;
-                    Object::instance(c, n)
-                }
-                _ => return Err(CliError::msg("Invalid number of arguments")),
-            };
-            let key = args.last().cloned().unwrap_or_default();
+            let (obj, key) = key_target(ctx, &args)?;
             obj.modify(|b| {
                 map_of(b, "config").remove(&key);
                 Ok(())
@@ -437,6 +433,3 @@ pub async fn profile(ctx: &Ctx, cmd: ProfileCmd) -> Result<i32, CliError> {
     }
     Ok(0)
 }
-
-#[allow(dead_code)]
-fn _formats_are_used(_: Format) {}

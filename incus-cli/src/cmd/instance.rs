@@ -450,19 +450,7 @@ pub async fn info(ctx: &Ctx, name: &str, show_log: bool) -> Result<i32, CliError
     let snaps = c.snapshots(name).await?;
     if !snaps.is_empty() {
         out.push_str("\nSnapshots:\n");
-        let rows: Vec<Vec<String>> = snaps
-            .iter()
-            .map(|s| {
-                vec![
-                    s.name.clone(),
-                    date(&s.created_at),
-                    date(&s.expires_at),
-                    if s.stateful { "YES" } else { "NO" }.to_string(),
-                ]
-            })
-            .collect();
-        let header = ["NAME", "TAKEN AT", "EXPIRES AT", "STATEFUL"].map(String::from);
-        out.push_str(&render(Format::Table, &header, rows, &())?);
+        out.push_str(&snapshot_table(Format::Table, &snaps)?);
     }
     if show_log {
         let (_, log) = c
@@ -489,6 +477,23 @@ pub async fn console(ctx: &Ctx, name: &str, show_log: bool) -> Result<i32, CliEr
     Ok(0)
 }
 
+/// The snapshot list as `info` and `snapshot list` show it.
+fn snapshot_table(format: Format, snaps: &[api::InstanceSnapshot]) -> Result<String, CliError> {
+    let rows = snaps
+        .iter()
+        .map(|s| {
+            vec![
+                s.name.clone(),
+                date(&s.created_at),
+                date(&s.expires_at),
+                if s.stateful { "YES" } else { "NO" }.to_string(),
+            ]
+        })
+        .collect();
+    let header = ["NAME", "TAKEN AT", "EXPIRES AT", "STATEFUL"].map(String::from);
+    render(format, &header, rows, &snaps)
+}
+
 pub async fn snapshot(ctx: &Ctx, cmd: SnapshotCmd) -> Result<i32, CliError> {
     match cmd {
         SnapshotCmd::Create { name, snapshot } => {
@@ -508,19 +513,7 @@ pub async fn snapshot(ctx: &Ctx, cmd: SnapshotCmd) -> Result<i32, CliError> {
         SnapshotCmd::List { name, format } => {
             let (c, name) = ctx.resolve(&name)?;
             let snaps = c.snapshots(name).await?;
-            let rows = snaps
-                .iter()
-                .map(|s| {
-                    vec![
-                        s.name.clone(),
-                        date(&s.created_at),
-                        date(&s.expires_at),
-                        if s.stateful { "YES" } else { "NO" }.to_string(),
-                    ]
-                })
-                .collect();
-            let header = ["NAME", "TAKEN AT", "EXPIRES AT", "STATEFUL"].map(String::from);
-            print!("{}", render(format, &header, rows, &snaps)?);
+            print!("{}", snapshot_table(format, &snaps)?);
         }
         SnapshotCmd::Restore { name, snapshot } => {
             let (c, name) = ctx.resolve(&name)?;
