@@ -1054,3 +1054,108 @@ fn pylxd_scenario() {
     );
     let _ = std::fs::remove_dir_all(&images);
 }
+
+/// Mount points under `dir` in the host's mount namespace.
+fn mounts_under(dir: &Path) -> Vec<String> {
+    let needle = dir.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .expect("mountinfo")
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&needle))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn kill_9_during_operations() {
+    if std::env::var("INCUS_TEST_PRIVILEGED").as_deref() != Ok("1") {
+        eprintln!("SKIPPED kill_9_during_operations: set INCUS_TEST_PRIVILEGED=1 (as root)");
+        return;
+    }
+    let images = image_dir("kill9");
+    let mut d = Daemon::start();
+    let sock = d.dir.path().join("unix.socket");
+    d.ok(&[
+        "image",
+        "import",
+        images.join("busybox.tar.xz").to_str().expect("path"),
+        "--alias",
+        "busybox",
+    ]);
+    d.ok(&["launch", "busybox", "c1"]);
+    let mounts_before = mounts_under(d.dir.path());
+
+    // A running operation (a long exec), and a launch that is still unpacking.
+    let (status, body) = request(
+        &sock,
+        "POST",
+        "/1.0/instances/c1/exec",
+        r#"{"command":["sleep","1000"],"wait-for-websocket":false,"interactive":false}"#,
+    );
+    assert_eq!(status, 202, "{body}");
+    let op = body["metadata"]["id"]
+        .as_str()
+        .expect("operation id")
+        .to_string();
+    let (_, o) = request(&sock, "GET", &format!("/1.0/operations/{op}"), "");
+    assert_eq!(o["metadata"]["status"], "Running");
+    d.signal_and_restart(nix::sys::signal::Signal::SIGKILL);
+
+    // The lost operation is not reported as running.
+    let (status, _) = request(&sock, "GET", &format!("/1.0/operations/{op}"), "");
+    assert_eq!(status, 404);
+    let (_, ops) = request(&sock, "GET", "/1.0/operations?recursion=1", "");
+    assert!(
+        ops["metadata"]["running"]
+            .as_array()
+            .is_none_or(|a| a.is_empty()),
+        "{ops}"
+    );
+    // The running instance is found again and works.
+    assert_eq!(
+        d.ok(&["list", "c1", "--format", "csv", "-c", "ns"]).trim(),
+        "c1,RUNNING"
+    );
+    assert_eq!(d.ok(&["exec", "c1", "--", "echo", "ok"]).trim(), "ok");
+
+    // kill -9 at many points of a launch (unpack, database, liblxc start): afterwards the
+    // instance is absent, or present in a state that tells the truth and can be deleted.
+    let mut seen = Vec::new();
+    for delay in (0..=240).step_by(20) {
+        let (status, _) = request(
+            &sock,
+            "POST",
+            "/1.0/instances",
+            r#"{"name":"c2","source":{"type":"image","alias":"busybox"},"start":true}"#,
+        );
+        assert_eq!(status, 202);
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        d.signal_and_restart(nix::sys::signal::Signal::SIGKILL);
+        let state = d.ok(&["list", "c2", "--format", "csv", "-c", "s"]);
+        let running = d.running_monitors().contains(&"c2".to_string());
+        match state.trim() {
+            "" => assert!(!running, "c2 unknown but its container runs"),
+            "RUNNING" => assert!(running),
+            "STOPPED" => assert!(!running, "c2 reported stopped but its container runs"),
+            other => panic!("c2 in state {other:?}"),
+        }
+        seen.push(format!("{delay}ms:{}", state.trim()));
+        if !state.trim().is_empty() {
+            d.ok(&["delete", "-f", "c2"]);
+        }
+        assert!(!d.running_monitors().contains(&"c2".to_string()));
+    }
+    eprintln!("after kill -9 during launch: {seen:?}");
+    d.ok(&["launch", "busybox", "c2"]);
+    d.ok(&["delete", "-f", "c1", "c2"]);
+    assert_eq!(d.ok(&["list", "--format", "csv"]).trim(), "");
+    assert!(d.running_monitors().is_empty());
+    // No orphaned mounts, and no instance directories left behind.
+    assert_eq!(mounts_under(d.dir.path()), mounts_before);
+    let left: Vec<_> = std::fs::read_dir(d.dir.path().join("containers"))
+        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let _ = std::fs::remove_dir_all(&images);
+}

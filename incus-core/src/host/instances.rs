@@ -156,6 +156,28 @@ impl Host {
             .ok_or_else(|| Error::not_found("Instance not found"))
     }
 
+    /// Before a new instance's volume is made (under the instance lock): refuses a name
+    /// that another create has meanwhile taken, and removes a volume that no instance
+    /// record owns, left by a create interrupted by a crash or `kill -9`.
+    async fn claim_volume(
+        &self,
+        project: &str,
+        name: &str,
+        driver: &Arc<dyn crate::drivers::StorageDriver>,
+        vol: &Volume,
+    ) -> Result<()> {
+        if self.instance_row(project, name).is_ok() {
+            return Err(Error::already_exists(format!(
+                "Instance {name:?} already exists"
+            )));
+        }
+        if driver.has_volume(vol).await? {
+            tracing::warn!(volume = %vol.name, "removing a volume left by an interrupted create");
+            driver.delete_volume(vol).await?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn get_instance_record(&self, project: &str, name: &str) -> Result<api::Instance> {
         let mut inst = self.instance_row(project, name)?;
         self.expand_all(project, std::slice::from_mut(&mut inst))?;
@@ -388,6 +410,7 @@ impl Host {
                 let _g = lock.lock().await;
                 let driver = host.pool_driver(&pool)?;
                 let vol = Volume::new(VolumeType::Container, storage_name(&project_s, &name));
+                host.claim_volume(&project_s, &name, &driver, &vol).await?;
                 let privileged = config::is_true(&record.put.config, "security.privileged")
                     || host
                         .validate_put(&project_s, &record.put)
@@ -518,6 +541,7 @@ impl Host {
             move |host, project, name| async move {
                 let (driver, src_vol) = host.root_volume(&src)?;
                 let vol = Volume::new(VolumeType::Container, storage_name(&project, &name));
+                host.claim_volume(&project, &name, &driver, &vol).await?;
                 driver.create_volume_from_copy(&vol, &src_vol, None).await?;
                 let copied = async {
                     for snap in &snapshots {

@@ -6,6 +6,7 @@
 //!
 //! Protocol (argv in, exit status and one line of stdout out):
 //! - `start LXCPATH NAME CONFIG LOGFILE` prints the init pid once the container is RUNNING.
+//! - `pid LXCPATH NAME CONFIG LOGFILE` prints the init pid, or 0 when not running.
 //! - `shutdown LXCPATH NAME CONFIG LOGFILE SECONDS` exits 0 when stopped, 3 on time-out.
 //! - `stop|freeze|unfreeze LXCPATH NAME CONFIG LOGFILE` exit 0 on success.
 //! - `attach LXCPATH NAME CONFIG LOGFILE UID GID CWD ENVCOUNT K=V... -- CMD ARGS...` runs a
@@ -110,6 +111,15 @@ fn run(args: &[String]) -> Result<i32, String> {
                 return Err(format!("Container {name:?} did not reach RUNNING"));
             }
             println!("{}", cont.init_pid());
+            Ok(0)
+        }
+        "pid" => {
+            let pid = if lxc_call!(cont, is_running) {
+                cont.init_pid()
+            } else {
+                0
+            };
+            println!("{pid}");
             Ok(0)
         }
         "shutdown" => {

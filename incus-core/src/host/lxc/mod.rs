@@ -235,6 +235,20 @@ fn resolve_node(devices_dir: &Path, name: &str, dev: &crate::api::ConfigMap) -> 
     }
 }
 
+/// The pid record's content while a start is under way.
+const STARTING: &str = "starting\n";
+
+impl LxcDriver {
+    /// Writes the pid record (`pid start-time`) and returns its text.
+    fn record_pid(spec: &InstanceSpec, pid: i32) -> Result<String> {
+        let start = proc_start_time(pid).unwrap_or(0);
+        let rec = Self::pid_record(spec);
+        let text = format!("{pid} {start}\n");
+        std::fs::write(&rec, &text).map_err(|e| Error::io(rec.display(), e))?;
+        Ok(text)
+    }
+}
+
 #[async_trait]
 impl InstanceDriver for LxcDriver {
     fn info(&self) -> InstanceDriverInfo {
@@ -247,16 +261,22 @@ impl InstanceDriver for LxcDriver {
 
     async fn start(&self, spec: &InstanceSpec) -> Result<i32> {
         self.write_config(spec)?;
-        let _ = std::fs::remove_file(Self::pid_record(spec));
-        let (_, out) = self.run_helper("start", spec, &[]).await?;
+        // A marker first: if this process dies before the pid is recorded (crash, kill -9),
+        // the next look at the instance asks liblxc instead of taking it for stopped.
+        let rec = Self::pid_record(spec);
+        std::fs::write(&rec, STARTING).map_err(|e| Error::io(rec.display(), e))?;
+        let out = match self.run_helper("start", spec, &[]).await {
+            Ok((_, out)) => out,
+            Err(e) => {
+                let _ = std::fs::remove_file(&rec);
+                return Err(e);
+            }
+        };
         let pid: i32 = out
             .trim()
             .parse()
             .map_err(|_| Error::internal(format!("liblxc helper gave no init pid: {out:?}")))?;
-        let start = proc_start_time(pid).unwrap_or(0);
-        let rec = Self::pid_record(spec);
-        std::fs::write(&rec, format!("{pid} {start}\n"))
-            .map_err(|e| Error::io(rec.display(), e))?;
+        Self::record_pid(spec, pid)?;
         Ok(pid)
     }
 
@@ -292,9 +312,20 @@ impl InstanceDriver for LxcDriver {
     }
 
     async fn power_state(&self, spec: &InstanceSpec) -> Result<PowerState> {
-        let Ok(rec) = std::fs::read_to_string(Self::pid_record(spec)) else {
+        let Ok(mut rec) = std::fs::read_to_string(Self::pid_record(spec)) else {
             return Ok(PowerState::Stopped);
         };
+        if rec == STARTING {
+            // A start that was interrupted (or is still going on): ask liblxc once.
+            let (_, out) = self.run_helper("pid", spec, &[]).await?;
+            match out.trim().parse::<i32>() {
+                Ok(pid) if pid > 0 => rec = Self::record_pid(spec, pid)?,
+                _ => {
+                    let _ = std::fs::remove_file(Self::pid_record(spec));
+                    return Ok(PowerState::Stopped);
+                }
+            }
+        }
         let mut it = rec.split_whitespace();
         let (Some(pid), Some(start)) = (
             it.next().and_then(|p| p.parse::<i32>().ok()),
