@@ -737,6 +737,33 @@ pub enum ProjectCmd {
         /// Project.
         name: String,
     },
+    /// Get values for project configuration keys.
+    Get {
+        /// Project.
+        name: String,
+        /// Key.
+        key: String,
+    },
+    /// Set project configuration keys.
+    Set {
+        /// Project.
+        name: String,
+        /// `key value` or `key=value...`.
+        #[arg(required = true)]
+        settings: Vec<String>,
+    },
+    /// Unset project configuration keys.
+    Unset {
+        /// Project.
+        name: String,
+        /// Key.
+        key: String,
+    },
+    /// Edit project configurations as YAML.
+    Edit {
+        /// Project.
+        name: String,
+    },
 }
 
 /// `incus storage`.

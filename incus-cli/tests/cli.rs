@@ -340,6 +340,21 @@ fn everyday_commands() {
         e.ok(&["--project", "p1", "list", "-f", "csv", "-c", "n"]),
         "pc1\n"
     );
+    e.ok(&["project", "set", "p1", "user.team=blue"]);
+    assert_eq!(e.ok(&["project", "get", "p1", "user.team"]), "blue\n");
+    e.ok(&["project", "unset", "p1", "user.team"]);
+    assert!(
+        e.fails(&["project", "set", "p1", "features.images=true"])
+            .contains("empty projects")
+    );
+    assert!(
+        e.fails(&["project", "set", "p1", "limits.cpu=2"])
+            .contains("Unknown")
+    );
+    assert_eq!(
+        e.ok(&["project", "get", "p1", "features.images"]),
+        "false\n"
+    );
     e.ok(&["project", "switch", "p1"]);
     assert_eq!(e.ok(&["list", "-f", "csv", "-c", "n"]), "pc1\n");
     assert!(

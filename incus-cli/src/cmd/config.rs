@@ -17,9 +17,10 @@ const INSTANCE_FIELDS: &[&str] = &[
 ];
 const PROFILE_FIELDS: &[&str] = &["config", "description", "devices"];
 const SERVER_FIELDS: &[&str] = &["config"];
+const PROJECT_FIELDS: &[&str] = &["config", "description"];
 
 /// Something with writable fields behind one URL.
-struct Object {
+pub struct Object {
     client: Client,
     path: String,
     fields: &'static [&'static str],
@@ -42,6 +43,15 @@ impl Object {
         }
     }
 
+    /// A project.
+    pub fn project(client: Client, name: &str) -> Object {
+        Object {
+            client,
+            path: format!("/1.0/projects/{}", escape(name)),
+            fields: PROJECT_FIELDS,
+        }
+    }
+
     fn server(client: Client) -> Object {
         Object {
             client,
@@ -51,7 +61,7 @@ impl Object {
     }
 
     /// The writable part and the ETag.
-    async fn get(&self) -> Result<(Map<String, Value>, String), CliError> {
+    pub async fn get(&self) -> Result<(Map<String, Value>, String), CliError> {
         let (v, etag): (Value, String) = self.client.get_with_etag(&self.path).await?;
         let mut out = Map::new();
         for f in self.fields {
@@ -68,7 +78,7 @@ impl Object {
     }
 
     /// Read, change, write back with `If-Match`.
-    async fn modify(
+    pub async fn modify(
         &self,
         f: impl FnOnce(&mut Map<String, Value>) -> Result<(), CliError>,
     ) -> Result<(), CliError> {
@@ -83,7 +93,8 @@ impl Object {
         Ok(())
     }
 
-    async fn edit(&self) -> Result<(), CliError> {
+    /// Edits the writable part as YAML.
+    pub async fn edit(&self) -> Result<(), CliError> {
         let (body, etag) = self.get().await?;
         edit_yaml(to_yaml(&body)?, |text| {
             let etag = etag.clone();
@@ -97,7 +108,8 @@ impl Object {
     }
 }
 
-fn map_of<'a>(body: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
+/// The object under `key` (made when missing).
+pub fn map_of<'a>(body: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
     let v = body.entry(key.to_string()).or_insert_with(|| json!({}));
     if !v.is_object() {
         *v = json!({});

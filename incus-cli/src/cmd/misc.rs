@@ -4,6 +4,7 @@
 use super::Ctx;
 use crate::CliError;
 use crate::args::{AdminCmd, NetworkCmd, OperationCmd, ProjectCmd, RemoteCmd, StorageCmd};
+use crate::cmd::config::{Object, map_of};
 use crate::conf::Remote;
 use crate::format::{render, to_yaml};
 use incus_client::escape;
@@ -96,6 +97,32 @@ pub async fn project(mut ctx: Ctx, cmd: ProjectCmd) -> Result<i32, CliError> {
             let p: api::Project = c.get(&format!("/1.0/projects/{}", escape(&name))).await?;
             print!("{}", to_yaml(&p)?);
         }
+        ProjectCmd::Get { name, key } => {
+            let (mut b, _) = Object::project(ctx.client()?, &name).get().await?;
+            let v = map_of(&mut b, "config").get(&key).cloned();
+            println!("{}", v.as_ref().and_then(|v| v.as_str()).unwrap_or(""));
+        }
+        ProjectCmd::Set { name, settings } => {
+            let kv = super::settings(&settings)?;
+            Object::project(ctx.client()?, &name)
+                .modify(|b| {
+                    let m = map_of(b, "config");
+                    for (k, v) in kv {
+                        m.insert(k, serde_json::Value::String(v));
+                    }
+                    Ok(())
+                })
+                .await?;
+        }
+        ProjectCmd::Unset { name, key } => {
+            Object::project(ctx.client()?, &name)
+                .modify(|b| {
+                    map_of(b, "config").remove(&key);
+                    Ok(())
+                })
+                .await?;
+        }
+        ProjectCmd::Edit { name } => Object::project(ctx.client()?, &name).edit().await?,
         ProjectCmd::Switch { name } => {
             let c = ctx.client()?;
             // It must exist.

@@ -1,6 +1,6 @@
 //! Command implementations, one module per command family.
 
-mod config;
+pub mod config;
 mod exec;
 mod file;
 mod image;

@@ -392,13 +392,7 @@ impl Host {
                 req.name
             )));
         }
-        for k in req.put.config.keys() {
-            if !(k.starts_with("features.") || k.starts_with("user.")) {
-                return Err(Error::invalid(format!(
-                    "Unknown project configuration key: {k}"
-                )));
-            }
-        }
+        validate_project_config(&req.put.config)?;
         let project = api::Project {
             put: req.put,
             name: req.name.clone(),
@@ -423,6 +417,57 @@ impl Host {
             "project-created",
             &format!("/1.0/projects/{}", req.name),
             &req.name,
+            None,
+        );
+        Ok(())
+    }
+
+    /// Replaces a project's writable fields. `features.*` can only change while the project
+    /// holds no instances, images or profiles besides its `default` one (as in Incus), and
+    /// never on the `default` project.
+    pub fn update_project(&self, name: &str, put: api::ProjectPut) -> Result<()> {
+        let mut p = self.get_project(name)?;
+        validate_project_config(&put.config)?;
+        let features = |c: &api::ConfigMap| -> Vec<(String, String)> {
+            c.iter()
+                .filter(|(k, _)| k.starts_with("features."))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        if features(&p.put.config) != features(&put.config) {
+            if name == DEFAULT_PROJECT {
+                return Err(Error::invalid(
+                    "The features of the default project cannot be changed",
+                ));
+            }
+            let busy = !self
+                .inner
+                .db
+                .list::<api::Instance>(Table::Instances, Some(name))?
+                .is_empty()
+                || !self
+                    .inner
+                    .db
+                    .list::<api::Image>(Table::Images, Some(name))?
+                    .is_empty()
+                || self
+                    .inner
+                    .db
+                    .list::<api::Profile>(Table::Profiles, Some(name))?
+                    .len()
+                    > 1;
+            if busy {
+                return Err(Error::invalid(
+                    "Features can only be changed on empty projects",
+                ));
+            }
+        }
+        p.put = put;
+        self.inner.db.update(Table::Projects, "", name, &p)?;
+        self.inner.events.lifecycle(
+            "project-updated",
+            &format!("/1.0/projects/{name}"),
+            name,
             None,
         );
         Ok(())
@@ -742,4 +787,31 @@ pub(crate) fn with_project(url: &str, project: &str) -> String {
 fn short_hash(s: &str) -> String {
     use sha2::Digest;
     hex::encode(&sha2::Sha256::digest(s.as_bytes())[..4])
+}
+
+/// Project keys this engine implements: the `features.*` switches (`true`/`false`) and
+/// `user.*`. Limits and restrictions are refused rather than ignored.
+fn validate_project_config(config: &api::ConfigMap) -> Result<()> {
+    const FEATURES: [&str; 6] = [
+        "features.images",
+        "features.profiles",
+        "features.storage.volumes",
+        "features.storage.buckets",
+        "features.networks",
+        "features.networks.zones",
+    ];
+    for (k, v) in config {
+        if FEATURES.contains(&k.as_str()) {
+            if v != "true" && v != "false" {
+                return Err(Error::invalid(format!(
+                    "Invalid value for {k}: {v:?} (true or false)"
+                )));
+            }
+        } else if !k.starts_with("user.") {
+            return Err(Error::invalid(format!(
+                "Unknown project configuration key: {k}"
+            )));
+        }
+    }
+    Ok(())
 }

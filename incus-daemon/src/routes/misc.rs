@@ -80,6 +80,37 @@ pub(crate) async fn project_get(st: St, Path(name): Path<String>) -> ApiResult {
     sync_etag(&p, &etag(&p.put))
 }
 
+pub(crate) async fn put_project(
+    st: St,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let current = st.host.get_project(&name)?;
+    check_if_match(&headers, &etag(&current.put))?;
+    let put: api::ProjectPut = parse(&body)?;
+    st.host.update_project(&name, put)?;
+    sync_empty()
+}
+
+pub(crate) async fn patch_project(
+    st: St,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let current = st.host.get_project(&name)?;
+    check_if_match(&headers, &etag(&current.put))?;
+    let patch: api::ProjectPut = parse(&body)?;
+    let mut put = current.put;
+    put.config.extend(patch.config);
+    if !patch.description.is_empty() {
+        put.description = patch.description;
+    }
+    st.host.update_project(&name, put)?;
+    sync_empty()
+}
+
 pub(crate) async fn delete_project(st: St, Path(name): Path<String>) -> ApiResult {
     st.host.delete_project(&name)?;
     sync_empty()

@@ -147,7 +147,10 @@ pub(crate) fn router() -> Router<Arc<Daemon>> {
         )
         .route(
             "/1.0/projects/{name}",
-            get(misc::project_get).delete(misc::delete_project),
+            get(misc::project_get)
+                .put(misc::put_project)
+                .patch(misc::patch_project)
+                .delete(misc::delete_project),
         )
         .route(
             "/1.0/storage-pools",
