@@ -796,6 +796,33 @@ pub enum StorageCmd {
         /// Pool.
         name: String,
     },
+    /// Get values for storage pool configuration keys.
+    Get {
+        /// Pool.
+        name: String,
+        /// Key.
+        key: String,
+    },
+    /// Set storage pool configuration keys.
+    Set {
+        /// Pool.
+        name: String,
+        /// `key value` or `key=value...`.
+        #[arg(required = true)]
+        settings: Vec<String>,
+    },
+    /// Unset storage pool configuration keys.
+    Unset {
+        /// Pool.
+        name: String,
+        /// Key.
+        key: String,
+    },
+    /// Edit storage pool configurations as YAML.
+    Edit {
+        /// Pool.
+        name: String,
+    },
 }
 
 /// `incus network`.

@@ -407,6 +407,18 @@ fn everyday_commands() {
         e.ok(&["storage", "list", "-f", "csv"])
             .starts_with("default,dir,")
     );
+    e.ok(&["storage", "set", "default", "user.tier=fast"]);
+    assert_eq!(e.ok(&["storage", "get", "default", "user.tier"]), "fast\n");
+    assert!(
+        e.fails(&["storage", "set", "default", "size=1GiB"])
+            .contains("cannot enforce")
+    );
+    assert!(
+        e.fails(&["storage", "set", "default", "source=/elsewhere"])
+            .contains("source")
+    );
+    e.ok(&["storage", "unset", "default", "user.tier"]);
+    assert_eq!(e.ok(&["storage", "get", "default", "user.tier"]), "\n");
     assert!(
         e.ok(&["network", "list", "-f", "csv"])
             .contains("lo,loopback,NO")

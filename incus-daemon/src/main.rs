@@ -42,6 +42,8 @@ fn main() {
         eprintln!("incusd: {e}");
         std::process::exit(1);
     }
+    // Do not wait for connection tasks still draining.
+    runtime.shutdown_background();
 }
 
 async fn run(dir: String) -> Result<(), Box<dyn std::error::Error>> {
@@ -88,8 +90,12 @@ async fn run(dir: String) -> Result<(), Box<dyn std::error::Error>> {
         host.stop_all().await?;
     }
     let _ = done_tx.send(());
-    server
-        .await
-        .map_err(|e| format!("server task: {e}"))?
-        .map_err(|e| format!("{}: {e}", socket.display()).into())
+    // Requests in flight get a moment to finish; long-lived ones (event listeners, exec
+    // sessions, `/wait` polls) would hold the graceful shutdown open, so they are cut.
+    match tokio::time::timeout(std::time::Duration::from_millis(500), server).await {
+        Ok(joined) => joined
+            .map_err(|e| format!("server task: {e}"))?
+            .map_err(|e| format!("{}: {e}", socket.display()).into()),
+        Err(_) => Ok(()),
+    }
 }

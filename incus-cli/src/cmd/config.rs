@@ -52,6 +52,45 @@ impl Object {
         }
     }
 
+    /// A storage pool (same writable fields as a project: config and description).
+    pub fn pool(client: Client, name: &str) -> Object {
+        Object {
+            client,
+            path: format!("/1.0/storage-pools/{}", escape(name)),
+            fields: PROJECT_FIELDS,
+        }
+    }
+
+    /// `get KEY` on the object's config.
+    pub async fn get_key(&self, key: &str) -> Result<(), CliError> {
+        let (mut b, _) = self.get().await?;
+        let v = map_of(&mut b, "config").get(key).cloned();
+        println!("{}", v.as_ref().and_then(Value::as_str).unwrap_or(""));
+        Ok(())
+    }
+
+    /// `set KEY VALUE` / `set KEY=VALUE...` on the object's config.
+    pub async fn set_keys(&self, items: &[String]) -> Result<(), CliError> {
+        let kv = settings(items)?;
+        self.modify(|b| {
+            let m = map_of(b, "config");
+            for (k, v) in kv {
+                m.insert(k, Value::String(v));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// `unset KEY` on the object's config.
+    pub async fn unset_key(&self, key: &str) -> Result<(), CliError> {
+        self.modify(|b| {
+            map_of(b, "config").remove(key);
+            Ok(())
+        })
+        .await
+    }
+
     fn server(client: Client) -> Object {
         Object {
             client,

@@ -4,7 +4,7 @@
 use super::Ctx;
 use crate::CliError;
 use crate::args::{AdminCmd, NetworkCmd, OperationCmd, ProjectCmd, RemoteCmd, StorageCmd};
-use crate::cmd::config::{Object, map_of};
+use crate::cmd::config::Object;
 use crate::conf::Remote;
 use crate::format::{render, to_yaml};
 use incus_client::escape;
@@ -98,29 +98,17 @@ pub async fn project(mut ctx: Ctx, cmd: ProjectCmd) -> Result<i32, CliError> {
             print!("{}", to_yaml(&p)?);
         }
         ProjectCmd::Get { name, key } => {
-            let (mut b, _) = Object::project(ctx.client()?, &name).get().await?;
-            let v = map_of(&mut b, "config").get(&key).cloned();
-            println!("{}", v.as_ref().and_then(|v| v.as_str()).unwrap_or(""));
+            Object::project(ctx.client()?, &name).get_key(&key).await?
         }
         ProjectCmd::Set { name, settings } => {
-            let kv = super::settings(&settings)?;
             Object::project(ctx.client()?, &name)
-                .modify(|b| {
-                    let m = map_of(b, "config");
-                    for (k, v) in kv {
-                        m.insert(k, serde_json::Value::String(v));
-                    }
-                    Ok(())
-                })
-                .await?;
+                .set_keys(&settings)
+                .await?
         }
         ProjectCmd::Unset { name, key } => {
             Object::project(ctx.client()?, &name)
-                .modify(|b| {
-                    map_of(b, "config").remove(&key);
-                    Ok(())
-                })
-                .await?;
+                .unset_key(&key)
+                .await?
         }
         ProjectCmd::Edit { name } => Object::project(ctx.client()?, &name).edit().await?,
         ProjectCmd::Switch { name } => {
@@ -178,6 +166,10 @@ pub async fn storage(ctx: &Ctx, cmd: StorageCmd) -> Result<i32, CliError> {
             .await?;
             println!("Storage pool {name} created");
         }
+        StorageCmd::Get { name, key } => Object::pool(c, &name).get_key(&key).await?,
+        StorageCmd::Set { name, settings } => Object::pool(c, &name).set_keys(&settings).await?,
+        StorageCmd::Unset { name, key } => Object::pool(c, &name).unset_key(&key).await?,
+        StorageCmd::Edit { name } => Object::pool(c, &name).edit().await?,
         StorageCmd::Delete { name } => {
             c.send_empty("DELETE", &format!("/1.0/storage-pools/{}", escape(&name)))
                 .await?;

@@ -672,6 +672,38 @@ impl Host {
             .ok_or_else(|| Error::not_found(format!("Storage pool {name:?} not found")))
     }
 
+    /// Replaces a pool's writable fields (description and driver keys). `source` cannot
+    /// change once the pool exists; the driver validates the rest (the dir driver refuses
+    /// `size`, which it cannot enforce).
+    pub fn update_storage_pool(&self, name: &str, put: api::StoragePoolPut) -> Result<()> {
+        let mut pool = self.get_storage_pool(name)?;
+        if pool.put.config.get("source") != put.config.get("source") {
+            return Err(Error::invalid(
+                "The source of an existing storage pool cannot be changed",
+            ));
+        }
+        let spec = StoragePoolSpec {
+            name: name.to_string(),
+            config: put.config.clone(),
+            mount_root: self.inner.dir.join("storage-pools").join(name),
+        };
+        let driver = self.inner.registry.storage(&pool.driver, spec)?;
+        driver.validate_pool_config(&put.config)?;
+        pool.put = put;
+        pool.used_by.clear();
+        self.inner.db.update(Table::StoragePools, "", name, &pool)?;
+        if let Ok(mut m) = self.inner.pools.lock() {
+            m.insert(name.to_string(), driver);
+        }
+        self.inner.events.lifecycle(
+            "storage-pool-updated",
+            &format!("/1.0/storage-pools/{name}"),
+            "",
+            None,
+        );
+        Ok(())
+    }
+
     /// Creates a storage pool with a registered driver.
     pub async fn create_storage_pool(&self, req: api::StoragePoolsPost) -> Result<()> {
         crate::config::validate_entity_name("storage pool", &req.name)?;

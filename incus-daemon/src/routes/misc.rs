@@ -132,6 +132,37 @@ pub(crate) async fn pool(st: St, Path(name): Path<String>) -> ApiResult {
     sync_etag(&p, &etag(&p.put))
 }
 
+pub(crate) async fn put_pool(
+    st: St,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let current = st.host.get_storage_pool(&name)?;
+    check_if_match(&headers, &etag(&current.put))?;
+    let put: api::StoragePoolPut = parse(&body)?;
+    st.host.update_storage_pool(&name, put)?;
+    sync_empty()
+}
+
+pub(crate) async fn patch_pool(
+    st: St,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let current = st.host.get_storage_pool(&name)?;
+    check_if_match(&headers, &etag(&current.put))?;
+    let patch: api::StoragePoolPut = parse(&body)?;
+    let mut put = current.put;
+    put.config.extend(patch.config);
+    if !patch.description.is_empty() {
+        put.description = patch.description;
+    }
+    st.host.update_storage_pool(&name, put)?;
+    sync_empty()
+}
+
 pub(crate) async fn delete_pool(st: St, Path(name): Path<String>) -> ApiResult {
     st.host.delete_storage_pool(&name).await?;
     sync_empty()

@@ -158,7 +158,10 @@ pub(crate) fn router() -> Router<Arc<Daemon>> {
         )
         .route(
             "/1.0/storage-pools/{name}",
-            get(misc::pool).delete(misc::delete_pool),
+            get(misc::pool)
+                .put(misc::put_pool)
+                .patch(misc::patch_pool)
+                .delete(misc::delete_pool),
         )
         .route("/internal/ready", get(misc::ready))
         .fallback(server::not_found)
