@@ -1025,6 +1025,73 @@ fn real_lxd_client_scenario() {
     );
     ok(&["config", "set", "c1", "user.k", "v"]);
     assert_eq!(ok(&["config", "get", "c1", "user.k"]).trim(), "v");
+    // Recursive push and pull.
+    let tree = d.conf.path().join("tree");
+    std::fs::create_dir_all(tree.join("sub")).expect("mkdir");
+    std::fs::write(tree.join("sub/f"), "deep\n").expect("write");
+    ok(&[
+        "file",
+        "push",
+        "-r",
+        tree.to_str().expect("path"),
+        "c1/root/",
+    ]);
+    assert_eq!(
+        ok(&["exec", "c1", "--", "cat", "/root/tree/sub/f"]),
+        "deep\n"
+    );
+    let back = d.conf.path().join("back");
+    std::fs::create_dir_all(&back).expect("mkdir");
+    ok(&[
+        "file",
+        "pull",
+        "-r",
+        "c1/root/tree",
+        back.to_str().expect("path"),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(back.join("tree/sub/f")).expect("read"),
+        "deep\n"
+    );
+    // Profiles.
+    ok(&["profile", "create", "lp"]);
+    ok(&["profile", "set", "lp", "environment.FROM=lxd"]);
+    ok(&["profile", "assign", "c1", "default,lp"]);
+    ok(&["restart", "--force", "c1"]);
+    assert_eq!(ok(&["exec", "c1", "--", "sh", "-c", "echo $FROM"]), "lxd\n");
+    assert!(ok(&["profile", "show", "lp"]).contains("/1.0/instances/c1"));
+    ok(&["profile", "assign", "c1", "default"]);
+    ok(&["profile", "delete", "lp"]);
+    // Split image import and projects with isolation.
+    ok(&[
+        "image",
+        "import",
+        images
+            .join("busybox-split.meta.tar.xz")
+            .to_str()
+            .expect("path"),
+        images
+            .join("busybox-split.rootfs.squashfs")
+            .to_str()
+            .expect("path"),
+        "--alias",
+        "split",
+    ]);
+    ok(&[
+        "project",
+        "create",
+        "lproj",
+        "-c",
+        "features.images=false",
+        "-c",
+        "features.profiles=false",
+    ]);
+    ok(&["project", "switch", "lproj"]);
+    ok(&["launch", "split", "pc"]);
+    assert_eq!(ok(&["list", "--format", "csv", "-c", "n"]).trim(), "pc");
+    ok(&["delete", "-f", "pc"]);
+    ok(&["project", "switch", "default"]);
+    ok(&["project", "delete", "lproj"]);
     ok(&["stop", "c1"]);
     ok(&["delete", "c1"]);
     assert_eq!(ok(&["list", "--format", "csv"]).trim(), "");

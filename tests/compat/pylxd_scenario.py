@@ -55,6 +55,34 @@ try:
 except pylxd.exceptions.LXDAPIException as e:
     assert "Invalid instance name" in str(e), e
 
+# Profiles: create, assign, used_by, delete.
+client.profiles.create("pyprof", config={"environment.FROM": "pylxd"}, devices={})
+assert client.profiles.get("pyprof").config["environment.FROM"] == "pylxd"
+inst = client.instances.get("py1")
+inst.profiles = ["default", "pyprof"]
+inst.save(wait=True)
+inst.restart(force=True, wait=True)
+assert inst.execute(["sh", "-c", "echo $FROM"]).stdout == "pylxd\n"
+assert any(u.startswith("/1.0/instances/py1") for u in client.profiles.get("pyprof").used_by)
+inst.profiles = ["default"]
+inst.save(wait=True)
+client.profiles.get("pyprof").delete()
+
+# Projects: an instance in another project is invisible from the default one.
+client.projects.create(
+    "pyproj", config={"features.images": "false", "features.profiles": "false"}
+)
+pc = pylxd.Client(endpoint=state_dir + "/unix.socket", project="pyproj")
+pinst = pc.instances.create(
+    {"name": "pp1", "source": {"type": "image", "alias": "busybox"}}, wait=True
+)
+# (recursion=1: at recursion 0 pylxd takes names from URLs, which carry "?project=" outside
+# the default project, with Incus and LXD alike.)
+assert [i.name for i in pc.instances.all(recursion=1)] == ["pp1"]
+assert [i.name for i in client.instances.all(recursion=1)] == ["py1"]
+pinst.delete(wait=True)
+client.projects.get("pyproj").delete()
+
 inst.stop(force=True, wait=True)
 assert client.instances.get("py1").status == "Stopped"
 inst.delete(wait=True)
