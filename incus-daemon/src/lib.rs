@@ -43,17 +43,30 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
     routes::router().with_state(daemon)
 }
 
-/// Serves the API on the unix socket at `path` (mode 0660, replacing a stale socket) until
-/// `shutdown` resolves.
+/// Serves the API on the unix socket at `path` (mode 0660, owned by `group` when given,
+/// replacing a stale socket) until `shutdown` resolves.
 pub async fn serve_unix(
     daemon: Arc<Daemon>,
     path: &Path,
+    group: Option<&str>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
+    let gid = match group {
+        Some(g) => Some(
+            nix::unistd::Group::from_name(g)
+                .map_err(std::io::Error::other)?
+                .ok_or_else(|| std::io::Error::other(format!("no group named {g:?}")))?
+                .gid,
+        ),
+        None => None,
+    };
     let _ = std::fs::remove_file(path);
     let listener = tokio::net::UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    if let Some(gid) = gid {
+        nix::unistd::chown(path, None, Some(gid)).map_err(std::io::Error::other)?;
+    }
     axum::serve(listener, router(daemon))
         .with_graceful_shutdown(shutdown)
         .await

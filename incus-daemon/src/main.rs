@@ -1,6 +1,7 @@
 //! `incusd`: serves the embedded engine over the Incus REST API on a unix socket.
 //!
-//! `incusd [--dir PATH]` (default `$INCUS_DIR`, else `/var/lib/incus`). SIGTERM and SIGINT
+//! `incusd [--dir PATH] [--group GROUP]` (default `$INCUS_DIR`, else `/var/lib/incus`; the
+//! socket is mode 0660, owned by GROUP when given, as `incusd --group` does). SIGTERM and SIGINT
 //! stop the daemon and leave instances running. `incusd forklxc ...` is the hidden
 //! single-threaded liblxc helper the engine re-executes; it runs before any thread exists.
 
@@ -14,12 +15,16 @@ fn main() {
         std::process::exit(incus_core::host::lxc::helper::main(&args[2..]));
     }
     let mut dir = std::env::var("INCUS_DIR").unwrap_or_else(|_| "/var/lib/incus".into());
+    let mut group: Option<String> = None;
     let mut it = args.into_iter().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--dir" => dir = it.next().unwrap_or_default(),
+            "--group" => group = it.next(),
             "--help" | "-h" => {
-                println!("usage: incusd [--dir PATH]   (default $INCUS_DIR or /var/lib/incus)");
+                println!(
+                    "usage: incusd [--dir PATH] [--group GROUP]   (default $INCUS_DIR or /var/lib/incus)"
+                );
                 return;
             }
             other => {
@@ -38,7 +43,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    if let Err(e) = runtime.block_on(run(dir)) {
+    if let Err(e) = runtime.block_on(run(dir, group)) {
         eprintln!("incusd: {e}");
         std::process::exit(1);
     }
@@ -46,7 +51,7 @@ fn main() {
     runtime.shutdown_background();
 }
 
-async fn run(dir: String) -> Result<(), Box<dyn std::error::Error>> {
+async fn run(dir: String, group: Option<String>) -> Result<(), Box<dyn std::error::Error>> {
     let mut drivers = DriverRegistry::new();
     incus_storage::register_all(&mut drivers);
     let mut config = HostConfig::new(&dir, drivers);
@@ -79,7 +84,7 @@ async fn run(dir: String) -> Result<(), Box<dyn std::error::Error>> {
     let server = tokio::spawn({
         let socket = socket.clone();
         async move {
-            incus_daemon::serve_unix(daemon, &socket, async {
+            incus_daemon::serve_unix(daemon, &socket, group.as_deref(), async {
                 let _ = done_rx.await;
             })
             .await

@@ -1226,3 +1226,44 @@ fn kill_9_during_operations() {
     assert!(left.is_empty(), "left behind: {left:?}");
     let _ = std::fs::remove_dir_all(&images);
 }
+
+#[test]
+fn socket_group_and_mode() {
+    if std::env::var("INCUS_TEST_PRIVILEGED").as_deref() != Ok("1") {
+        eprintln!("SKIPPED socket_group_and_mode: set INCUS_TEST_PRIVILEGED=1 (as root)");
+        return;
+    }
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = tempfile::Builder::new()
+        .prefix("incusd-group-")
+        .tempdir()
+        .expect("tempdir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_incusd"))
+        .arg("--dir")
+        .arg(dir.path())
+        .args(["--group", "daemon"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start incusd");
+    let sock = dir.path().join("unix.socket");
+    let mut meta = None;
+    for _ in 0..400 {
+        // The socket exists once bound; its group is set right after.
+        if let Ok(m) = std::fs::metadata(&sock)
+            && m.gid() != 0
+        {
+            meta = Some(m);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let meta = meta.expect("socket with the daemon group");
+    let gid = nix::unistd::Group::from_name("daemon")
+        .expect("group lookup")
+        .expect("group daemon")
+        .gid;
+    assert_eq!(meta.gid(), gid.as_raw());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+}
