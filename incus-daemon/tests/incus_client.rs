@@ -366,6 +366,36 @@ fn real_incus_client_scenario() {
     );
     assert!(d.ok(&["info", "c1"]).contains("Status: RUNNING"));
 
+    // Instance metadata and templates.
+    assert!(
+        d.ok(&["config", "metadata", "show", "c1"])
+            .contains("template: hostname.tpl")
+    );
+    let meta = d
+        .ok(&["config", "metadata", "show", "c1"])
+        .replace("busybox 1.35.0", "edited");
+    let out = d.incus_stdin(&["config", "metadata", "edit", "c1"], meta.as_bytes());
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        d.ok(&["config", "metadata", "show", "c1"])
+            .contains("edited")
+    );
+    let out = d.incus_stdin(&["config", "template", "create", "c1", "new.tpl"], b"hi\n");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        d.ok(&["config", "template", "list", "c1", "-f", "csv"]),
+        "hostname.tpl\nnew.tpl\n"
+    );
+    assert_eq!(
+        d.ok(&["config", "template", "show", "c1", "new.tpl"]),
+        "hi\n"
+    );
+    d.ok(&["config", "template", "delete", "c1", "new.tpl"]);
+    assert!(
+        d.fails(&["config", "template", "show", "c1", "../../etc/passwd"])
+            .contains("Invalid template name")
+    );
+
     // Lifecycle.
     d.ok(&["stop", "c1"]);
     assert_eq!(

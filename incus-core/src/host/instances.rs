@@ -129,7 +129,10 @@ impl Host {
     }
 
     /// The storage driver and root volume of an instance.
-    fn root_volume(&self, inst: &api::Instance) -> Result<(Arc<dyn StorageDriver>, Volume)> {
+    pub(super) fn root_volume(
+        &self,
+        inst: &api::Instance,
+    ) -> Result<(Arc<dyn StorageDriver>, Volume)> {
         let pool = instance_pool(inst);
         let vol = Volume::new(
             VolumeType::Container,

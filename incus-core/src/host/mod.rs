@@ -16,6 +16,7 @@ mod idmap;
 mod images;
 mod instances;
 pub mod lxc;
+mod metadata;
 pub mod ops;
 mod sftp;
 mod state;

@@ -4,6 +4,7 @@ pub(crate) mod exec;
 mod files;
 mod images;
 mod instances;
+mod metadata;
 mod misc;
 mod operations;
 mod server;
@@ -92,6 +93,16 @@ pub(crate) fn router() -> Router<Arc<Daemon>> {
                 .delete(files::delete),
         )
         .route("/1.0/instances/{name}/sftp", get(files::sftp))
+        .route(
+            "/1.0/instances/{name}/metadata",
+            get(metadata::get).put(metadata::put).patch(metadata::patch),
+        )
+        .route(
+            "/1.0/instances/{name}/metadata/templates",
+            get(metadata::templates)
+                .post(metadata::post_template)
+                .delete(metadata::delete_template),
+        )
         .route(
             "/1.0/instances/{name}/snapshots",
             get(instances::snapshots).post(instances::create_snapshot),

@@ -28,6 +28,7 @@ pub const EXTENSIONS: &[&str] = &[
     "network",
     "warnings",
     "container_only_migration",
+    "container_edit_metadata",
 ];
 
 pub(crate) async fn root() -> ApiResult {
