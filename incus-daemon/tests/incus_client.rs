@@ -366,6 +366,13 @@ fn real_incus_client_scenario() {
     );
     assert!(d.ok(&["info", "c1"]).contains("Status: RUNNING"));
 
+    // Host inventory.
+    let res = d.ok(&["info", "--resources"]);
+    assert!(
+        res.contains("CPU:") && res.contains("Memory:") && res.contains("Total:"),
+        "{res}"
+    );
+
     // Instance metadata and templates.
     assert!(
         d.ok(&["config", "metadata", "show", "c1"])

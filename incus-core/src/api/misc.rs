@@ -164,27 +164,171 @@ impl Default for Warning {
     }
 }
 
-/// CPU part of the host inventory (`ResourcesCPU`, reduced).
+/// One hardware thread (`ResourcesCPUThread`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ResourcesCpuThread {
+    /// Logical CPU number.
+    pub id: i64,
+    /// NUMA node.
+    pub numa_node: u64,
+    /// Thread number within the core.
+    pub thread: u64,
+    /// Whether it is online.
+    pub online: bool,
+    /// Whether it is isolated from the scheduler.
+    pub isolated: bool,
+}
+
+/// One core (`ResourcesCPUCore`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ResourcesCpuCore {
+    /// Core id.
+    pub core: u64,
+    /// Die id.
+    pub die: u64,
+    /// Its threads.
+    pub threads: Vec<ResourcesCpuThread>,
+    /// Current frequency (MHz).
+    pub frequency: u64,
+}
+
+/// One socket (`ResourcesCPUSocket`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ResourcesCpuSocket {
+    /// Model name.
+    pub name: String,
+    /// Vendor.
+    pub vendor: String,
+    /// Socket number.
+    pub socket: u64,
+    /// Its cores.
+    pub cores: Vec<ResourcesCpuCore>,
+    /// Current frequency (MHz).
+    pub frequency: u64,
+}
+
+/// CPU part of the host inventory (`ResourcesCPU`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ResourcesCpu {
     /// Architecture name.
     pub architecture: String,
+    /// Sockets with their cores and threads.
+    pub sockets: Vec<ResourcesCpuSocket>,
     /// Logical CPUs.
     pub total: u64,
 }
 
-/// Memory part of the host inventory (`ResourcesMemory`, reduced).
+/// Memory part of the host inventory (`ResourcesMemory`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ResourcesMemory {
+    /// Bytes of huge pages in total.
+    pub hugepages_total: u64,
+    /// Bytes of huge pages in use.
+    pub hugepages_used: u64,
+    /// Huge page size.
+    pub hugepages_size: u64,
     /// Bytes in use.
     pub used: u64,
     /// Bytes in total.
     pub total: u64,
 }
 
-/// Host inventory (`GET /1.0/resources`): the CPU and memory parts so far.
+/// One block device (`ResourcesStorageDisk`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ResourcesStorageDisk {
+    /// Kernel name (`vda`).
+    pub id: String,
+    /// `major:minor`.
+    pub device: String,
+    /// Model.
+    pub model: String,
+    /// Bus type when known (`virtio`, `scsi`, `nvme`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Read-only.
+    pub read_only: bool,
+    /// Size in bytes.
+    pub size: u64,
+    /// Removable.
+    pub removable: bool,
+    /// Rotation speed (0 for solid state).
+    pub rpm: u64,
+    /// Logical block size.
+    pub block_size: u64,
+    /// Serial number.
+    pub serial: String,
+}
+
+/// Storage part of the host inventory (`ResourcesStorage`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ResourcesStorage {
+    /// Disks (loop, ram and device-mapper devices are left out).
+    pub disks: Vec<ResourcesStorageDisk>,
+    /// Number of disks.
+    pub total: u64,
+}
+
+/// One port of a network card (`ResourcesNetworkCardPort`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ResourcesNetworkCardPort {
+    /// Interface name.
+    pub id: String,
+    /// MAC address.
+    pub address: String,
+    /// Port number on the card.
+    pub port: u64,
+    /// `ethernet` or `infiniband`.
+    pub protocol: String,
+    /// Whether a link is detected.
+    pub link_detected: bool,
+    /// Link speed (Mbit/s) when known.
+    pub link_speed: u64,
+}
+
+/// One network card (`ResourcesNetworkCard`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ResourcesNetworkCard {
+    /// Kernel driver.
+    pub driver: String,
+    /// Driver version.
+    pub driver_version: String,
+    /// Ports.
+    pub ports: Vec<ResourcesNetworkCardPort>,
+    /// PCI address when on PCI.
+    pub pci_address: String,
+}
+
+/// Network part of the host inventory (`ResourcesNetwork`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ResourcesNetwork {
+    /// Physical cards.
+    pub cards: Vec<ResourcesNetworkCard>,
+    /// Number of cards.
+    pub total: u64,
+}
+
+/// An empty device class (`gpu`, `usb`, `pci` are not inventoried yet).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ResourcesNone {
+    /// Always empty.
+    pub cards: Vec<serde_json::Value>,
+    /// Always 0.
+    pub total: u64,
+}
+
+/// Host inventory (`GET /1.0/resources`): CPU, memory, storage and network; GPU, USB and PCI
+/// are reported empty.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Resources {
@@ -192,4 +336,10 @@ pub struct Resources {
     pub cpu: ResourcesCpu,
     /// Memory.
     pub memory: ResourcesMemory,
+    /// Block devices.
+    pub storage: ResourcesStorage,
+    /// Network cards.
+    pub network: ResourcesNetwork,
+    /// GPUs (not inventoried).
+    pub gpu: ResourcesNone,
 }

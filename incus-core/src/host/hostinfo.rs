@@ -56,31 +56,9 @@ impl Host {
             .ok_or_else(|| Error::not_found(format!("Network {name:?} not found")))
     }
 
-    /// The host inventory: CPU count and architecture, memory.
+    /// The host inventory: CPU topology, memory, block devices and network cards.
     pub fn resources(&self) -> Result<api::Resources> {
-        let meminfo =
-            std::fs::read_to_string("/proc/meminfo").map_err(|e| Error::io("/proc/meminfo", e))?;
-        let kib = |key: &str| -> u64 {
-            meminfo
-                .lines()
-                .find_map(|l| l.strip_prefix(key))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                .unwrap_or(0)
-                * 1024
-        };
-        let total = kib("MemTotal:");
-        Ok(api::Resources {
-            cpu: api::ResourcesCpu {
-                architecture: std::env::consts::ARCH.into(),
-                total: std::thread::available_parallelism()
-                    .map(|n| n.get() as u64)
-                    .unwrap_or(1),
-            },
-            memory: api::ResourcesMemory {
-                used: total.saturating_sub(kib("MemAvailable:")),
-                total,
-            },
-        })
+        Ok(super::resources::host_resources())
     }
 }
 

@@ -18,6 +18,7 @@ mod instances;
 pub mod lxc;
 mod metadata;
 pub mod ops;
+mod resources;
 mod sftp;
 mod state;
 mod templates;

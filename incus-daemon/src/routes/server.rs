@@ -29,6 +29,8 @@ pub const EXTENSIONS: &[&str] = &[
     "warnings",
     "container_only_migration",
     "container_edit_metadata",
+    "resources",
+    "resources_v2",
 ];
 
 pub(crate) async fn root() -> ApiResult {
