@@ -588,6 +588,13 @@ pub enum ProfileCmd {
         /// Profile.
         name: String,
     },
+    /// Rename profiles.
+    Rename {
+        /// Current name.
+        old: String,
+        /// New name.
+        new: String,
+    },
     /// Add profiles to instances.
     Add {
         /// Instance.
@@ -763,6 +770,13 @@ pub enum ProjectCmd {
     Edit {
         /// Project.
         name: String,
+    },
+    /// Rename projects (empty ones).
+    Rename {
+        /// Current name.
+        old: String,
+        /// New name.
+        new: String,
     },
 }
 

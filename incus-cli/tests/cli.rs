@@ -322,8 +322,13 @@ fn everyday_commands() {
     );
     assert!(e.ok(&["profile", "list", "-f", "csv"]).contains("pr1,,1"));
     assert!(!e.fails(&["profile", "delete", "pr1"]).is_empty());
+    e.ok(&["profile", "rename", "pr1", "pr2"]);
+    assert_eq!(
+        e.ok(&["list", "c1", "-f", "csv", "-c", "P"]),
+        "\"default\npr2\"\n"
+    );
     e.ok(&["profile", "assign", "c1", "default"]);
-    e.ok(&["profile", "delete", "pr1"]);
+    e.ok(&["profile", "delete", "pr2"]);
 
     // Projects: isolation and switching.
     e.ok(&[
@@ -368,7 +373,8 @@ fn everyday_commands() {
             .contains("p1,pc1")
     );
     e.ok(&["--project", "p1", "delete", "-f", "pc1"]);
-    e.ok(&["project", "delete", "p1"]);
+    e.ok(&["project", "rename", "p1", "p2"]);
+    e.ok(&["project", "delete", "p2"]);
 
     // Lifecycle, copy, rename, ephemeral.
     e.ok(&["pause", "c1"]);

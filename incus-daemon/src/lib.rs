@@ -11,6 +11,7 @@
 //! (read, delete), `/1.0/profiles`, `/1.0/projects`, `/1.0/storage-pools` (read). Everything
 //! else answers 404 like an unknown endpoint.
 
+mod encoding;
 pub mod response;
 mod routes;
 
@@ -40,7 +41,9 @@ impl Daemon {
 
 /// The API router.
 pub fn router(daemon: Arc<Daemon>) -> Router {
-    routes::router().with_state(daemon)
+    routes::router()
+        .with_state(daemon)
+        .layer(axum::middleware::from_fn(encoding::decode))
 }
 
 /// Serves the API on the unix socket at `path` (mode 0660, owned by `group` when given,

@@ -474,6 +474,43 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     let (code, body) = request(&sock, "GET", "/1.0", "");
     assert_eq!(code, 200);
     assert_eq!(body["type"], "sync");
+
+    // gzip-encoded bodies are decoded; bombs, broken gzip and other encodings are refused.
+    let gz = |data: &[u8]| {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).expect("gzip");
+        e.finish().expect("gzip")
+    };
+    let gzip = [
+        ("Content-Encoding", "gzip"),
+        ("Content-Type", "application/json"),
+    ];
+    let (code, _, _) = request_raw(
+        &sock,
+        "POST",
+        "/1.0/profiles",
+        &gzip,
+        &gz(br#"{"name":"gzipped","config":{}}"#),
+    );
+    assert_eq!(code, 200);
+    assert_eq!(request(&sock, "GET", "/1.0/profiles/gzipped", "").0, 200);
+    let bomb = gz(&vec![b' '; 64 << 20]);
+    assert!(bomb.len() < 1 << 20);
+    let (code, _, text) = request_raw(&sock, "POST", "/1.0/profiles", &gzip, &bomb);
+    assert_eq!(code, 400);
+    assert!(String::from_utf8_lossy(&text).contains("too large"));
+    let (code, _, _) = request_raw(&sock, "POST", "/1.0/profiles", &gzip, b"not gzip");
+    assert_eq!(code, 400);
+    let (code, _, text) = request_raw(
+        &sock,
+        "POST",
+        "/1.0/profiles",
+        &[("Content-Encoding", "br")],
+        b"{}",
+    );
+    assert_eq!(code, 400);
+    assert!(String::from_utf8_lossy(&text).contains("Content-Encoding"));
     assert!(
         body["metadata"]["api_extensions"]
             .as_array()
@@ -643,6 +680,19 @@ fn real_incus_client_profiles_projects_pools() {
 
     d.ok(&["delete", "-f", "c1"]);
     d.ok(&["profile", "delete", "p1"]);
+    // Renames: profiles (references follow), empty projects (an operation, as in Incus).
+    d.ok(&["profile", "create", "r1"]);
+    d.ok(&["profile", "rename", "r1", "r2"]);
+    assert!(d.ok(&["profile", "show", "r2"]).contains("name: r2"));
+    assert!(
+        d.fails(&["profile", "rename", "default", "x"])
+            .contains("cannot be renamed")
+    );
+    d.ok(&["profile", "delete", "r2"]);
+    d.ok(&["project", "create", "rp1"]);
+    d.ok(&["project", "rename", "rp1", "rp2"]);
+    assert!(d.ok(&["project", "list", "-f", "csv"]).contains("rp2,"));
+    d.ok(&["project", "delete", "rp2"]);
 
     // Images: split upload (multipart), launch from it, byte-identical export, properties.
     let meta = images.join("busybox-split.meta.tar.xz");

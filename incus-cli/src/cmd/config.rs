@@ -420,6 +420,17 @@ pub async fn profile(ctx: &Ctx, cmd: ProfileCmd) -> Result<i32, CliError> {
                 })
                 .await?;
         }
+        ProfileCmd::Rename { old, new } => {
+            let (c, n) = ctx.resolve(&old)?;
+            c.send(
+                "POST",
+                &format!("/1.0/profiles/{}", escape(n)),
+                &json!({ "name": new }),
+                None,
+            )
+            .await?;
+            println!("Profile {n} renamed to {new}");
+        }
         ProfileCmd::Edit { name } => {
             let (c, n) = ctx.resolve(&name)?;
             Object::profile(c, n).edit().await?;

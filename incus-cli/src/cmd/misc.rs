@@ -111,6 +111,17 @@ pub async fn project(mut ctx: Ctx, cmd: ProjectCmd) -> Result<i32, CliError> {
                 .await?
         }
         ProjectCmd::Edit { name } => Object::project(ctx.client()?, &name).edit().await?,
+        ProjectCmd::Rename { old, new } => {
+            ctx.client()?
+                .send(
+                    "POST",
+                    &format!("/1.0/projects/{}", escape(&old)),
+                    &json!({ "name": new }),
+                    None,
+                )
+                .await?;
+            println!("Project {old} renamed to {new}");
+        }
         ProjectCmd::Switch { name } => {
             let c = ctx.client()?;
             // It must exist.

@@ -343,3 +343,11 @@ pub struct Resources {
     /// GPUs (not inventoried).
     pub gpu: ResourcesNone,
 }
+
+/// A rename request (`ProfilePost`, `ProjectPost`): the new name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProfilePost {
+    /// New name.
+    pub name: String,
+}

@@ -491,6 +491,12 @@ impl Host {
                 .db
                 .list::<api::Image>(Table::Images, Some(name))?
                 .is_empty()
+            || self
+                .inner
+                .db
+                .list::<api::Profile>(Table::Profiles, Some(name))?
+                .len()
+                > 1
         {
             return Err(Error::busy(format!("Project {name:?} is not empty")));
         }
@@ -505,7 +511,151 @@ impl Host {
         Ok(())
     }
 
+    /// Renames an empty project (as Incus, which refuses to rename one in use). Checked at
+    /// once; the rename itself is an operation, as in Incus.
+    pub fn rename_project(&self, name: &str, new_name: &str) -> Result<Operation> {
+        self.check_project_rename(name, new_name)?;
+        let host = self.clone();
+        let (name, new_name) = (name.to_string(), new_name.to_string());
+        let resources = [(
+            "projects".to_string(),
+            vec![format!("/1.0/projects/{name}")],
+        )]
+        .into_iter()
+        .collect();
+        Ok(self.inner.ops.spawn(
+            DEFAULT_PROJECT,
+            "Renaming project",
+            resources,
+            false,
+            move |_| async move {
+                host.rename_project_now(&name, &new_name)?;
+                Ok(None)
+            },
+        ))
+    }
+
+    fn check_project_rename(&self, name: &str, new_name: &str) -> Result<()> {
+        if name == DEFAULT_PROJECT {
+            return Err(Error::invalid("The default project cannot be renamed"));
+        }
+        crate::config::validate_entity_name("project", new_name)?;
+        if new_name.contains('_') || new_name.contains(' ') {
+            return Err(Error::invalid(format!(
+                "Invalid project name {new_name:?}: no spaces or underscores"
+            )));
+        }
+        self.get_project(name)?;
+        if self.get_project(new_name).is_ok() {
+            return Err(Error::already_exists(format!(
+                "Project {new_name:?} already exists"
+            )));
+        }
+        let empty = self
+            .inner
+            .db
+            .list::<api::Instance>(Table::Instances, Some(name))?
+            .is_empty()
+            && self
+                .inner
+                .db
+                .list::<api::Image>(Table::Images, Some(name))?
+                .is_empty()
+            && self
+                .inner
+                .db
+                .list::<api::Profile>(Table::Profiles, Some(name))?
+                .len()
+                <= 1;
+        if !empty {
+            return Err(Error::busy(format!(
+                "Only empty projects can be renamed ({name:?} is not)"
+            )));
+        }
+        Ok(())
+    }
+
+    fn rename_project_now(&self, name: &str, new_name: &str) -> Result<()> {
+        self.check_project_rename(name, new_name)?;
+        let mut p = self.get_project(name)?;
+        p.name = new_name.to_string();
+        self.inner.db.insert(Table::Projects, "", new_name, &p)?;
+        if let Some(mut prof) =
+            self.inner
+                .db
+                .get::<api::Profile>(Table::Profiles, name, "default")?
+        {
+            prof.project = new_name.to_string();
+            self.inner
+                .db
+                .insert(Table::Profiles, new_name, "default", &prof)?;
+            self.inner.db.delete(Table::Profiles, name, "default")?;
+        }
+        self.inner.db.delete(Table::Projects, "", name)?;
+        self.inner.events.lifecycle(
+            "project-renamed",
+            &format!("/1.0/projects/{new_name}"),
+            new_name,
+            None,
+        );
+        Ok(())
+    }
+
     // ---- profiles ----
+
+    /// Renames a profile and every instance's reference to it (not `default`).
+    pub fn rename_profile(&self, project: &str, name: &str, new_name: &str) -> Result<()> {
+        let project = &self.feature_project(project, "features.profiles");
+        if name == "default" {
+            return Err(Error::invalid("The default profile cannot be renamed"));
+        }
+        crate::config::validate_entity_name("profile", new_name)?;
+        let mut p = self.get_profile(project, name)?;
+        if self.get_profile(project, new_name).is_ok() {
+            return Err(Error::already_exists(format!(
+                "Profile {new_name:?} already exists"
+            )));
+        }
+        self.inner
+            .db
+            .rename(Table::Profiles, project, name, new_name)?;
+        p.name = new_name.to_string();
+        p.used_by.clear();
+        self.inner
+            .db
+            .update(Table::Profiles, project, new_name, &p)?;
+        for (_, mut inst) in self
+            .inner
+            .db
+            .list::<api::Instance>(Table::Instances, None)?
+        {
+            let ip = if inst.project.is_empty() {
+                DEFAULT_PROJECT.to_string()
+            } else {
+                inst.project.clone()
+            };
+            if self.feature_project(&ip, "features.profiles") != *project
+                || !inst.put.profiles.iter().any(|n| n == name)
+            {
+                continue;
+            }
+            for n in inst.put.profiles.iter_mut() {
+                if n == name {
+                    *n = new_name.to_string();
+                }
+            }
+            self.inner
+                .db
+                .update(Table::Instances, &ip, &inst.name.clone(), &inst)?;
+        }
+        self.inner.events.lifecycle(
+            "profile-renamed",
+            &format!("/1.0/profiles/{new_name}"),
+            project,
+            None,
+        );
+        Ok(())
+    }
 
     /// All profiles of a project, with `used_by` (two queries whatever the numbers).
     pub fn list_profiles(&self, project: &str) -> Result<Vec<api::Profile>> {

@@ -59,6 +59,18 @@ pub(crate) async fn patch_profile(
     sync_empty()
 }
 
+/// `POST /1.0/profiles/<name>` `{"name": new}`.
+pub(crate) async fn rename_profile(
+    st: St,
+    q: Q,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let req: api::ProfilePost = parse(&body)?;
+    st.host.rename_profile(&project(&q), &name, &req.name)?;
+    sync_empty()
+}
+
 pub(crate) async fn delete_profile(st: St, q: Q, Path(name): Path<String>) -> ApiResult {
     st.host.delete_profile(&project(&q), &name)?;
     sync_empty()
@@ -109,6 +121,12 @@ pub(crate) async fn patch_project(
     }
     st.host.update_project(&name, put)?;
     sync_empty()
+}
+
+/// `POST /1.0/projects/<name>` `{"name": new}` (empty projects only).
+pub(crate) async fn rename_project(st: St, Path(name): Path<String>, body: Bytes) -> ApiResult {
+    let req: api::ProfilePost = parse(&body)?;
+    crate::response::operation(&st.host.rename_project(&name, &req.name)?)
 }
 
 pub(crate) async fn delete_project(st: St, Path(name): Path<String>) -> ApiResult {

@@ -150,6 +150,7 @@ pub(crate) fn router() -> Router<Arc<Daemon>> {
             get(misc::profile)
                 .put(misc::put_profile)
                 .patch(misc::patch_profile)
+                .post(misc::rename_profile)
                 .delete(misc::delete_profile),
         )
         .route(
@@ -161,6 +162,7 @@ pub(crate) fn router() -> Router<Arc<Daemon>> {
             get(misc::project_get)
                 .put(misc::put_project)
                 .patch(misc::patch_project)
+                .post(misc::rename_project)
                 .delete(misc::delete_project),
         )
         .route(
