@@ -442,23 +442,7 @@ impl Host {
                     "The features of the default project cannot be changed",
                 ));
             }
-            let busy = !self
-                .inner
-                .db
-                .list::<api::Instance>(Table::Instances, Some(name))?
-                .is_empty()
-                || !self
-                    .inner
-                    .db
-                    .list::<api::Image>(Table::Images, Some(name))?
-                    .is_empty()
-                || self
-                    .inner
-                    .db
-                    .list::<api::Profile>(Table::Profiles, Some(name))?
-                    .len()
-                    > 1;
-            if busy {
+            if !self.project_is_empty(name)? {
                 return Err(Error::invalid(
                     "Features can only be changed on empty projects",
                 ));
@@ -481,23 +465,7 @@ impl Host {
             return Err(Error::invalid("The default project cannot be deleted"));
         }
         self.get_project(name)?;
-        if !self
-            .inner
-            .db
-            .list::<api::Instance>(Table::Instances, Some(name))?
-            .is_empty()
-            || !self
-                .inner
-                .db
-                .list::<api::Image>(Table::Images, Some(name))?
-                .is_empty()
-            || self
-                .inner
-                .db
-                .list::<api::Profile>(Table::Profiles, Some(name))?
-                .len()
-                > 1
-        {
+        if !self.project_is_empty(name)? {
             return Err(Error::busy(format!("Project {name:?} is not empty")));
         }
         self.inner.db.delete(Table::Profiles, name, "default")?;
@@ -509,6 +477,16 @@ impl Host {
             None,
         );
         Ok(())
+    }
+
+    /// Whether a project holds nothing but its own `default` profile.
+    fn project_is_empty(&self, name: &str) -> Result<bool> {
+        let db = &self.inner.db;
+        Ok(db
+            .list::<api::Instance>(Table::Instances, Some(name))?
+            .is_empty()
+            && db.list::<api::Image>(Table::Images, Some(name))?.is_empty()
+            && db.list::<api::Profile>(Table::Profiles, Some(name))?.len() <= 1)
     }
 
     /// Renames an empty project (as Incus, which refuses to rename one in use). Checked at
@@ -551,23 +529,7 @@ impl Host {
                 "Project {new_name:?} already exists"
             )));
         }
-        let empty = self
-            .inner
-            .db
-            .list::<api::Instance>(Table::Instances, Some(name))?
-            .is_empty()
-            && self
-                .inner
-                .db
-                .list::<api::Image>(Table::Images, Some(name))?
-                .is_empty()
-            && self
-                .inner
-                .db
-                .list::<api::Profile>(Table::Profiles, Some(name))?
-                .len()
-                <= 1;
-        if !empty {
+        if !self.project_is_empty(name)? {
             return Err(Error::busy(format!(
                 "Only empty projects can be renamed ({name:?} is not)"
             )));

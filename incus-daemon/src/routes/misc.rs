@@ -7,6 +7,19 @@ use axum::extract::Path;
 use axum::http::HeaderMap;
 use incus_core::api;
 
+/// PATCH semantics: keys are added or replaced, a non-empty description replaces.
+fn merge(
+    config: &mut api::ConfigMap,
+    description: &mut String,
+    patch_config: api::ConfigMap,
+    patch_description: String,
+) {
+    config.extend(patch_config);
+    if !patch_description.is_empty() {
+        *description = patch_description;
+    }
+}
+
 pub(crate) async fn profiles(st: St, q: Q) -> ApiResult {
     let list = st.host.list_profiles(&project(&q))?;
     names_or_objects(&q, list, |p| format!("/1.0/profiles/{}", p.name))
@@ -50,11 +63,13 @@ pub(crate) async fn patch_profile(
     check_if_match(&headers, &etag(&current.put))?;
     let patch: api::ProfilePut = parse(&body)?;
     let mut put = current.put;
-    put.config.extend(patch.config);
     put.devices.extend(patch.devices);
-    if !patch.description.is_empty() {
-        put.description = patch.description;
-    }
+    merge(
+        &mut put.config,
+        &mut put.description,
+        patch.config,
+        patch.description,
+    );
     st.host.update_profile(&p, &name, put)?;
     sync_empty()
 }
@@ -115,10 +130,12 @@ pub(crate) async fn patch_project(
     check_if_match(&headers, &etag(&current.put))?;
     let patch: api::ProjectPut = parse(&body)?;
     let mut put = current.put;
-    put.config.extend(patch.config);
-    if !patch.description.is_empty() {
-        put.description = patch.description;
-    }
+    merge(
+        &mut put.config,
+        &mut put.description,
+        patch.config,
+        patch.description,
+    );
     st.host.update_project(&name, put)?;
     sync_empty()
 }
@@ -173,10 +190,12 @@ pub(crate) async fn patch_pool(
     check_if_match(&headers, &etag(&current.put))?;
     let patch: api::StoragePoolPut = parse(&body)?;
     let mut put = current.put;
-    put.config.extend(patch.config);
-    if !patch.description.is_empty() {
-        put.description = patch.description;
-    }
+    merge(
+        &mut put.config,
+        &mut put.description,
+        patch.config,
+        patch.description,
+    );
     st.host.update_storage_pool(&name, put)?;
     sync_empty()
 }
