@@ -789,6 +789,44 @@ fn files_api_as_the_lxd_client_uses_it() {
     ]);
     d.ok(&["launch", "busybox", "c1"]);
     let sock = d.dir.path().join("unix.socket");
+
+    // exec with record-output: stdout and stderr land in log files the operation names.
+    let (code, body) = request(
+        &sock,
+        "POST",
+        "/1.0/instances/c1/exec",
+        r#"{"command":["sh","-c","echo to-out; echo to-err >&2; exit 5"],"record-output":true,"wait-for-websocket":false}"#,
+    );
+    assert_eq!(code, 202, "{body}");
+    let id = body["metadata"]["id"].as_str().expect("op id").to_string();
+    let (_, done) = request(&sock, "GET", &format!("/1.0/operations/{id}/wait"), "");
+    let meta = &done["metadata"]["metadata"];
+    assert_eq!(meta["return"], 5, "{done}");
+    let out_url = meta["output"]["1"]
+        .as_str()
+        .expect("stdout url")
+        .to_string();
+    let err_url = meta["output"]["2"]
+        .as_str()
+        .expect("stderr url")
+        .to_string();
+    assert!(out_url.starts_with("/1.0/instances/c1/logs/exec-output/exec_"));
+    assert_eq!(request_raw(&sock, "GET", &out_url, &[], b"").2, b"to-out\n");
+    assert_eq!(request_raw(&sock, "GET", &err_url, &[], b"").2, b"to-err\n");
+    let (_, listed) = request(&sock, "GET", "/1.0/instances/c1/logs/exec-output", "");
+    assert_eq!(listed["metadata"].as_array().map(Vec::len), Some(2));
+    assert_eq!(request(&sock, "DELETE", &out_url, "").0, 200);
+    assert_eq!(request(&sock, "GET", &out_url, "").0, 404);
+    assert_eq!(
+        request(
+            &sock,
+            "GET",
+            "/1.0/instances/c1/logs/exec-output/..%2F..%2Flxc.conf",
+            ""
+        )
+        .0,
+        400
+    );
     let f = "/1.0/instances/c1/files?path=";
 
     let (code, _, _) = request_raw(

@@ -10,6 +10,7 @@
 pub mod archive;
 pub mod cgroup;
 pub mod db;
+mod exec_record;
 mod files;
 mod hostinfo;
 mod idmap;

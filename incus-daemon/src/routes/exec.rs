@@ -63,11 +63,27 @@ pub(crate) async fn exec(st: St, q: Q, Path(name): Path<String>, body: Bytes) ->
     )]);
     let host = st.host.clone();
     if !req.wait_for_websocket {
-        // Run to completion; output is discarded unless recorded (not supported yet).
+        // Run to completion; output is discarded unless recorded.
         if req.record_output {
-            return Err(ApiError(Error::unsupported(
-                "record-output is not supported yet",
-            )));
+            let op = st.host.spawn_operation(
+                &p.clone(),
+                "task",
+                "Executing command",
+                resources,
+                None,
+                move |_| async move {
+                    let (code, out, err) = host.exec_recorded(&p, &name, &req).await?;
+                    let url = |f: &str| super::instances::exec_output_url(&p, &name, f);
+                    Ok(Some(serde_json::Map::from_iter([
+                        ("return".to_string(), serde_json::json!(code)),
+                        (
+                            "output".to_string(),
+                            serde_json::json!({"1": url(&out), "2": url(&err)}),
+                        ),
+                    ])))
+                },
+            );
+            return operation(&op);
         }
         let op = st.host.spawn_operation(
             &p.clone(),

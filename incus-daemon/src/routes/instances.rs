@@ -297,3 +297,45 @@ pub(crate) async fn log(st: St, q: Q, Path((name, file)): Path<(String, String)>
     )
         .into_response())
 }
+
+/// `GET /1.0/instances/<n>/logs/exec-output`: recorded exec output files.
+pub(crate) async fn exec_outputs(st: St, q: Q, Path(name): Path<String>) -> ApiResult {
+    let p = project(&q);
+    let files = st.host.exec_output_files(&p, &name)?;
+    sync(
+        &files
+            .iter()
+            .map(|f| sub_url(&p, &name, &format!("logs/exec-output/{f}")))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// `GET /1.0/instances/<n>/logs/exec-output/<file>`.
+pub(crate) async fn exec_output(
+    st: St,
+    q: Q,
+    Path((name, file)): Path<(String, String)>,
+) -> ApiResult {
+    let data = st.host.exec_output_file(&project(&q), &name, &file)?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+        data,
+    )
+        .into_response())
+}
+
+/// `DELETE /1.0/instances/<n>/logs/exec-output/<file>`.
+pub(crate) async fn delete_exec_output(
+    st: St,
+    q: Q,
+    Path((name, file)): Path<(String, String)>,
+) -> ApiResult {
+    st.host
+        .delete_exec_output_file(&project(&q), &name, &file)?;
+    crate::response::sync_empty()
+}
+
+/// The URL of a recorded output file, as exec operations report it.
+pub(crate) fn exec_output_url(project: &str, name: &str, file: &str) -> String {
+    sub_url(project, name, &format!("logs/exec-output/{file}"))
+}

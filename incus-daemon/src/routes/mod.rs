@@ -3,7 +3,7 @@
 pub(crate) mod exec;
 mod files;
 mod images;
-mod instances;
+pub(crate) mod instances;
 mod metadata;
 mod misc;
 mod operations;
@@ -85,6 +85,14 @@ pub(crate) fn router() -> Router<Arc<Daemon>> {
         .route("/1.0/instances/{name}/console", get(instances::console))
         .route("/1.0/instances/{name}/logs", get(instances::logs))
         .route("/1.0/instances/{name}/logs/{file}", get(instances::log))
+        .route(
+            "/1.0/instances/{name}/logs/exec-output",
+            get(instances::exec_outputs),
+        )
+        .route(
+            "/1.0/instances/{name}/logs/exec-output/{file}",
+            get(instances::exec_output).delete(instances::delete_exec_output),
+        )
         .route(
             "/1.0/instances/{name}/files",
             get(files::get)

@@ -29,6 +29,7 @@ pub const EXTENSIONS: &[&str] = &[
     "warnings",
     "container_only_migration",
     "container_edit_metadata",
+    "container_exec_recording",
     "resources",
     "resources_v2",
 ];
