@@ -531,6 +531,50 @@ pub enum DeviceCmd {
     },
 }
 
+/// The configuration-key subcommands shared by profiles, projects and storage pools.
+#[derive(Debug, Subcommand)]
+pub enum KeyCmd {
+    /// Get values for configuration keys.
+    Get {
+        /// Name.
+        name: String,
+        /// Key.
+        key: String,
+    },
+    /// Set configuration keys.
+    Set {
+        /// Name.
+        name: String,
+        /// `key value` or `key=value...`.
+        #[arg(required = true)]
+        settings: Vec<String>,
+    },
+    /// Unset configuration keys.
+    Unset {
+        /// Name.
+        name: String,
+        /// Key.
+        key: String,
+    },
+    /// Edit configurations as YAML.
+    Edit {
+        /// Name.
+        name: String,
+    },
+}
+
+impl KeyCmd {
+    /// The object the subcommand addresses.
+    pub fn name(&self) -> &str {
+        match self {
+            KeyCmd::Get { name, .. }
+            | KeyCmd::Set { name, .. }
+            | KeyCmd::Unset { name, .. }
+            | KeyCmd::Edit { name } => name,
+        }
+    }
+}
+
 /// `incus profile`.
 #[derive(Debug, Subcommand)]
 pub enum ProfileCmd {
@@ -560,33 +604,6 @@ pub enum ProfileCmd {
         /// Profiles.
         #[arg(required = true)]
         names: Vec<String>,
-    },
-    /// Get values for profile configuration keys.
-    Get {
-        /// Profile.
-        name: String,
-        /// Key.
-        key: String,
-    },
-    /// Set profile configuration keys.
-    Set {
-        /// Profile.
-        name: String,
-        /// `key value` or `key=value...`.
-        #[arg(required = true)]
-        settings: Vec<String>,
-    },
-    /// Unset profile configuration keys.
-    Unset {
-        /// Profile.
-        name: String,
-        /// Key.
-        key: String,
-    },
-    /// Edit profile configurations as YAML.
-    Edit {
-        /// Profile.
-        name: String,
     },
     /// Rename profiles.
     Rename {
@@ -623,6 +640,9 @@ pub enum ProfileCmd {
         #[command(subcommand)]
         cmd: DeviceCmd,
     },
+    /// Get, set, unset and edit configuration keys.
+    #[command(flatten)]
+    Keys(KeyCmd),
 }
 
 /// `incus image`.
@@ -744,33 +764,6 @@ pub enum ProjectCmd {
         /// Project.
         name: String,
     },
-    /// Get values for project configuration keys.
-    Get {
-        /// Project.
-        name: String,
-        /// Key.
-        key: String,
-    },
-    /// Set project configuration keys.
-    Set {
-        /// Project.
-        name: String,
-        /// `key value` or `key=value...`.
-        #[arg(required = true)]
-        settings: Vec<String>,
-    },
-    /// Unset project configuration keys.
-    Unset {
-        /// Project.
-        name: String,
-        /// Key.
-        key: String,
-    },
-    /// Edit project configurations as YAML.
-    Edit {
-        /// Project.
-        name: String,
-    },
     /// Rename projects (empty ones).
     Rename {
         /// Current name.
@@ -778,6 +771,9 @@ pub enum ProjectCmd {
         /// New name.
         new: String,
     },
+    /// Get, set, unset and edit configuration keys.
+    #[command(flatten)]
+    Keys(KeyCmd),
 }
 
 /// `incus storage`.
@@ -810,33 +806,9 @@ pub enum StorageCmd {
         /// Pool.
         name: String,
     },
-    /// Get values for storage pool configuration keys.
-    Get {
-        /// Pool.
-        name: String,
-        /// Key.
-        key: String,
-    },
-    /// Set storage pool configuration keys.
-    Set {
-        /// Pool.
-        name: String,
-        /// `key value` or `key=value...`.
-        #[arg(required = true)]
-        settings: Vec<String>,
-    },
-    /// Unset storage pool configuration keys.
-    Unset {
-        /// Pool.
-        name: String,
-        /// Key.
-        key: String,
-    },
-    /// Edit storage pool configurations as YAML.
-    Edit {
-        /// Pool.
-        name: String,
-    },
+    /// Get, set, unset and edit configuration keys.
+    #[command(flatten)]
+    Keys(KeyCmd),
 }
 
 /// `incus network`.

@@ -1,38 +1,7 @@
 //! Files inside instances through `/1.0/instances/<name>/files` and its `X-Incus-*` headers.
 
 use crate::{Client, Error, Result, escape};
-
-/// What a path inside an instance holds, with ownership (container ids) and mode.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FileEntry {
-    /// A regular file and its content.
-    File {
-        /// Content.
-        data: Vec<u8>,
-        /// Owner.
-        uid: u32,
-        /// Group.
-        gid: u32,
-        /// Permission bits.
-        mode: u32,
-    },
-    /// A directory and its entry names.
-    Directory {
-        /// Entry names.
-        entries: Vec<String>,
-        /// Owner.
-        uid: u32,
-        /// Group.
-        gid: u32,
-        /// Permission bits.
-        mode: u32,
-    },
-    /// A symbolic link and its target.
-    Symlink {
-        /// Target.
-        target: String,
-    },
-}
+use incus_core::file::FileContent;
 
 fn files_path(name: &str, path: &str) -> String {
     format!(
@@ -44,7 +13,7 @@ fn files_path(name: &str, path: &str) -> String {
 
 impl Client {
     /// Reads a path inside an instance.
-    pub async fn file_get(&self, name: &str, path: &str) -> Result<FileEntry> {
+    pub async fn file_get(&self, name: &str, path: &str) -> Result<FileContent> {
         let (h, body) = self.get_raw(&files_path(name, path)).await?;
         let num = |k: &str| {
             h.get(format!("x-incus-{k}"))
@@ -66,17 +35,19 @@ impl Client {
             "directory" => {
                 let raw: incus_core::api::ResponseRaw = serde_json::from_slice(&body)
                     .map_err(|e| Error::internal(format!("Unexpected directory answer: {e}")))?;
-                FileEntry::Directory {
+                FileContent::Directory {
                     entries: serde_json::from_value(raw.metadata).unwrap_or_default(),
                     uid: num("uid"),
                     gid: num("gid"),
                     mode,
                 }
             }
-            "symlink" => FileEntry::Symlink {
+            "symlink" => FileContent::Symlink {
                 target: String::from_utf8_lossy(&body).trim_end().to_string(),
+                uid: num("uid"),
+                gid: num("gid"),
             },
-            _ => FileEntry::File {
+            _ => FileContent::File {
                 data: body,
                 uid: num("uid"),
                 gid: num("gid"),

@@ -23,8 +23,8 @@ mod exec;
 mod files;
 
 pub use exec::{ExecArgs, ExecIo};
-pub use files::FileEntry;
 pub use incus_core::error::{Error, ErrorKind};
+pub use incus_core::file::FileContent;
 
 use incus_core::api;
 use serde::Serialize;
@@ -407,9 +407,8 @@ impl Client {
                 let f = tokio::fs::File::open(meta)
                     .await
                     .map_err(|e| Error::io(meta.display(), e))?;
-                req.header("Content-Type", "application/octet-stream").body(
-                    reqwest::Body::wrap_stream(tokio_util_stream::ReaderStream::new(f)),
-                )
+                req.header("Content-Type", "application/octet-stream")
+                    .body(reqwest::Body::wrap_stream(reader_stream(f)))
             }
             Some(rootfs) => {
                 let body = multipart(meta, rootfs)?;
@@ -512,32 +511,22 @@ impl Client {
     }
 }
 
-/// A body stream over an async reader, without pulling in tokio-util.
-mod tokio_util_stream {
-    use tokio::io::{AsyncRead, AsyncReadExt};
-
-    /// Reads 256 KiB chunks from `r` as a stream.
-    pub struct ReaderStream;
-
-    impl ReaderStream {
-        /// The stream of chunks of `r`.
-        #[allow(clippy::new_ret_no_self)]
-        pub fn new<R: AsyncRead + Unpin + Send + 'static>(
-            r: R,
-        ) -> impl futures_util::Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static {
-            futures_util::stream::unfold(r, |mut r| async move {
-                let mut buf = vec![0u8; 256 * 1024];
-                match r.read(&mut buf).await {
-                    Ok(0) => None,
-                    Ok(n) => {
-                        buf.truncate(n);
-                        Some((Ok(buf), r))
-                    }
-                    Err(e) => Some((Err(e), r)),
-                }
-            })
+/// A request body streamed from `r` in 256 KiB chunks.
+fn reader_stream<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
+    r: R,
+) -> impl futures_util::Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static {
+    use tokio::io::AsyncReadExt;
+    futures_util::stream::unfold(r, |mut r| async move {
+        let mut buf = vec![0u8; 256 * 1024];
+        match r.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(buf), r))
+            }
+            Err(e) => Some((Err(e), r)),
         }
-    }
+    })
 }
 
 const MULTIPART_BOUNDARY: &str = "incus-rs-image-upload-boundary-7c1e";

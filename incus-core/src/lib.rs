@@ -5,6 +5,7 @@
 //! - [`api`]: serde types for every REST object, named exactly as Incus sends them (builds on
 //!   every OS);
 //! - [`error`]: one error type whose [`error::ErrorKind`] maps to an HTTP status;
+//! - [`file`]: what a path inside an instance holds (`FileContent`) and what to write;
 //! - [`config`]: config key validation, device validation and profile expansion;
 //! - [`drivers`]: the `StorageDriver`, `NetworkDriver` and `InstanceDriver` traits and the
 //!   registry that builds them from a `driver` name;
@@ -18,6 +19,7 @@ pub mod api;
 pub mod config;
 pub mod drivers;
 pub mod error;
+pub mod file;
 pub mod filter;
 
 #[cfg(all(feature = "host", target_os = "linux"))]

@@ -48,6 +48,16 @@ pub fn sync<T: Serialize>(metadata: &T) -> ApiResult {
     Ok(json_response(StatusCode::OK, &ResponseRaw::sync(v)))
 }
 
+/// A raw (non-envelope) body: file contents, logs, templates.
+pub fn raw(body: impl Into<axum::body::Body>) -> Response {
+    let mut r = Response::new(body.into());
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    r
+}
+
 /// An empty `sync` response.
 pub fn sync_empty() -> ApiResult {
     Ok(json_response(

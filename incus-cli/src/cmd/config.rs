@@ -2,7 +2,7 @@
 
 use super::{Ctx, edit_yaml, settings};
 use crate::CliError;
-use crate::args::{ConfigCmd, DeviceCmd, ProfileCmd};
+use crate::args::{ConfigCmd, DeviceCmd, KeyCmd, ProfileCmd};
 use crate::format::{render, to_yaml};
 use incus_client::{Client, escape};
 use serde_json::{Map, Value, json};
@@ -279,9 +279,7 @@ pub async fn run(ctx: &Ctx, cmd: ConfigCmd) -> Result<i32, CliError> {
     match cmd {
         ConfigCmd::Get { args } => {
             let (obj, key) = key_target(ctx, &args)?;
-            let (mut b, _) = obj.get().await?;
-            let v = map_of(&mut b, "config").get(&key).cloned();
-            println!("{}", v.as_ref().and_then(Value::as_str).unwrap_or(""));
+            obj.get_key(&key).await?;
         }
         ConfigCmd::Set { args } => {
             // `set key=value...` / `set key value` address the server; otherwise the first
@@ -293,23 +291,11 @@ pub async fn run(ctx: &Ctx, cmd: ConfigCmd) -> Result<i32, CliError> {
                     let (c, n) = ctx.resolve(&args[0])?;
                     (Object::instance(c, n), &args[1..])
                 };
-            let kv = settings(rest)?;
-            obj.modify(|b| {
-                let m = map_of(b, "config");
-                for (k, v) in kv {
-                    m.insert(k, Value::String(v));
-                }
-                Ok(())
-            })
-            .await?;
+            obj.set_keys(rest).await?;
         }
         ConfigCmd::Unset { args } => {
             let (obj, key) = key_target(ctx, &args)?;
-            obj.modify(|b| {
-                map_of(b, "config").remove(&key);
-                Ok(())
-            })
-            .await?;
+            obj.unset_key(&key).await?;
         }
         ConfigCmd::Show { name, expanded } => match name {
             None => Object::server(ctx.client()?).show().await?,
@@ -341,6 +327,17 @@ pub async fn run(ctx: &Ctx, cmd: ConfigCmd) -> Result<i32, CliError> {
             let (c, n) = ctx.resolve(device_target(&cmd))?;
             return device_cmd(Object::instance(c, n), cmd).await;
         }
+    }
+    Ok(0)
+}
+
+/// `get`/`set`/`unset`/`edit` on the configuration of `obj`.
+pub async fn key_cmd(obj: Object, cmd: KeyCmd) -> Result<i32, CliError> {
+    match cmd {
+        KeyCmd::Get { key, .. } => obj.get_key(&key).await?,
+        KeyCmd::Set { settings, .. } => obj.set_keys(&settings).await?,
+        KeyCmd::Unset { key, .. } => obj.unset_key(&key).await?,
+        KeyCmd::Edit { .. } => obj.edit().await?,
     }
     Ok(0)
 }
@@ -392,34 +389,6 @@ pub async fn profile(ctx: &Ctx, cmd: ProfileCmd) -> Result<i32, CliError> {
                 println!("Profile {n} deleted");
             }
         }
-        ProfileCmd::Get { name, key } => {
-            let (c, n) = ctx.resolve(&name)?;
-            let (mut b, _) = Object::profile(c, n).get().await?;
-            let v = map_of(&mut b, "config").get(&key).cloned();
-            println!("{}", v.as_ref().and_then(Value::as_str).unwrap_or(""));
-        }
-        ProfileCmd::Set { name, settings: s } => {
-            let (c, n) = ctx.resolve(&name)?;
-            let kv = settings(&s)?;
-            Object::profile(c, n)
-                .modify(|b| {
-                    let m = map_of(b, "config");
-                    for (k, v) in kv {
-                        m.insert(k, Value::String(v));
-                    }
-                    Ok(())
-                })
-                .await?;
-        }
-        ProfileCmd::Unset { name, key } => {
-            let (c, n) = ctx.resolve(&name)?;
-            Object::profile(c, n)
-                .modify(|b| {
-                    map_of(b, "config").remove(&key);
-                    Ok(())
-                })
-                .await?;
-        }
         ProfileCmd::Rename { old, new } => {
             let (c, n) = ctx.resolve(&old)?;
             c.send(
@@ -431,9 +400,9 @@ pub async fn profile(ctx: &Ctx, cmd: ProfileCmd) -> Result<i32, CliError> {
             .await?;
             println!("Profile {n} renamed to {new}");
         }
-        ProfileCmd::Edit { name } => {
-            let (c, n) = ctx.resolve(&name)?;
-            Object::profile(c, n).edit().await?;
+        ProfileCmd::Keys(cmd) => {
+            let (c, n) = ctx.resolve(cmd.name())?;
+            return key_cmd(Object::profile(c, n), cmd).await;
         }
         ProfileCmd::Add { instance, profile } => {
             let (c, n) = ctx.resolve(&instance)?;

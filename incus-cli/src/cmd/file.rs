@@ -3,7 +3,7 @@
 use super::Ctx;
 use crate::CliError;
 use crate::args::FileCmd;
-use incus_client::{Client, FileEntry};
+use incus_client::{Client, FileContent};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -119,7 +119,7 @@ fn pull_one<'a>(
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), CliError>> + 'a>> {
     Box::pin(async move {
         match c.file_get(inst, remote).await? {
-            FileEntry::File { data, mode, .. } => {
+            FileContent::File { data, mode, .. } => {
                 if local == Path::new("-") {
                     use std::io::Write;
                     std::io::stdout().write_all(&data)?;
@@ -129,11 +129,11 @@ fn pull_one<'a>(
                     std::fs::set_permissions(local, std::fs::Permissions::from_mode(mode))?;
                 }
             }
-            FileEntry::Symlink { target } => {
+            FileContent::Symlink { target, .. } => {
                 let _ = std::fs::remove_file(local);
                 std::os::unix::fs::symlink(target, local)?;
             }
-            FileEntry::Directory { entries, mode, .. } => {
+            FileContent::Directory { entries, mode, .. } => {
                 if !recursive {
                     return Err(CliError::msg("Can't pull a directory without --recursive"));
                 }
@@ -154,7 +154,7 @@ fn delete_tree<'a>(
     path: &'a str,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), CliError>> + 'a>> {
     Box::pin(async move {
-        if let FileEntry::Directory { entries, .. } = c.file_get(inst, path).await? {
+        if let FileContent::Directory { entries, .. } = c.file_get(inst, path).await? {
             for e in entries {
                 delete_tree(c, inst, &join(path, &e)).await?;
             }
@@ -233,7 +233,10 @@ pub async fn run(ctx: &Ctx, cmd: FileCmd) -> Result<i32, CliError> {
                 let (c, inst, path) = target(ctx, s)?;
                 // A directory pulled recursively lands inside the target, which is created.
                 let is_dir = recursive
-                    && matches!(c.file_get(inst, &path).await?, FileEntry::Directory { .. });
+                    && matches!(
+                        c.file_get(inst, &path).await?,
+                        FileContent::Directory { .. }
+                    );
                 if is_dir {
                     std::fs::create_dir_all(&dest)?;
                 }
@@ -297,7 +300,7 @@ pub async fn run(ctx: &Ctx, cmd: FileCmd) -> Result<i32, CliError> {
         FileCmd::Edit { path } => {
             let (c, inst, p) = target(ctx, &path)?;
             let (data, mode) = match c.file_get(inst, &p).await? {
-                FileEntry::File { data, mode, .. } => (data, mode),
+                FileContent::File { data, mode, .. } => (data, mode),
                 _ => return Err(CliError::msg(format!("{p} is not a regular file"))),
             };
             let current = String::from_utf8_lossy(&data).into_owned();

@@ -4,7 +4,7 @@
 use super::Ctx;
 use crate::CliError;
 use crate::args::{AdminCmd, NetworkCmd, OperationCmd, ProjectCmd, RemoteCmd, StorageCmd};
-use crate::cmd::config::Object;
+use crate::cmd::config::{Object, key_cmd};
 use crate::conf::Remote;
 use crate::format::{render, to_yaml};
 use incus_client::escape;
@@ -97,20 +97,10 @@ pub async fn project(mut ctx: Ctx, cmd: ProjectCmd) -> Result<i32, CliError> {
             let p: api::Project = c.get(&format!("/1.0/projects/{}", escape(&name))).await?;
             print!("{}", to_yaml(&p)?);
         }
-        ProjectCmd::Get { name, key } => {
-            Object::project(ctx.client()?, &name).get_key(&key).await?
+        ProjectCmd::Keys(cmd) => {
+            let obj = Object::project(ctx.client()?, cmd.name());
+            return key_cmd(obj, cmd).await;
         }
-        ProjectCmd::Set { name, settings } => {
-            Object::project(ctx.client()?, &name)
-                .set_keys(&settings)
-                .await?
-        }
-        ProjectCmd::Unset { name, key } => {
-            Object::project(ctx.client()?, &name)
-                .unset_key(&key)
-                .await?
-        }
-        ProjectCmd::Edit { name } => Object::project(ctx.client()?, &name).edit().await?,
         ProjectCmd::Rename { old, new } => {
             ctx.client()?
                 .send(
@@ -177,10 +167,10 @@ pub async fn storage(ctx: &Ctx, cmd: StorageCmd) -> Result<i32, CliError> {
             .await?;
             println!("Storage pool {name} created");
         }
-        StorageCmd::Get { name, key } => Object::pool(c, &name).get_key(&key).await?,
-        StorageCmd::Set { name, settings } => Object::pool(c, &name).set_keys(&settings).await?,
-        StorageCmd::Unset { name, key } => Object::pool(c, &name).unset_key(&key).await?,
-        StorageCmd::Edit { name } => Object::pool(c, &name).edit().await?,
+        StorageCmd::Keys(cmd) => {
+            let obj = Object::pool(c, cmd.name());
+            return key_cmd(obj, cmd).await;
+        }
         StorageCmd::Delete { name } => {
             c.send_empty("DELETE", &format!("/1.0/storage-pools/{}", escape(&name)))
                 .await?;

@@ -82,6 +82,34 @@ fn ctx(pairs: &[(&str, serde_json::Value)]) -> Option<serde_json::Map<String, se
     )
 }
 
+/// A new instance's record: its writable fields plus the volatile keys every new instance
+/// gets (root pool, a fresh uuid, stopped power state, the image it came from).
+fn new_record(
+    project: &str,
+    name: &str,
+    mut put: api::InstancePut,
+    pool: &str,
+    base_image: Option<String>,
+) -> api::Instance {
+    put.config
+        .insert("volatile.rootfs.pool".into(), pool.to_string());
+    put.config
+        .insert("volatile.uuid".into(), uuid::Uuid::new_v4().to_string());
+    put.config
+        .insert("volatile.last_state.power".into(), "STOPPED".into());
+    if let Some(b) = base_image {
+        put.config.insert("volatile.base_image".into(), b);
+    }
+    api::Instance {
+        put,
+        created_at: chrono::Utc::now(),
+        name: name.to_string(),
+        kind: "container".into(),
+        project: project.into(),
+        ..Default::default()
+    }
+}
+
 impl Host {
     /// Expands profiles for many instances with one profile query.
     fn expand_all(&self, project: &str, list: &mut [api::Instance]) -> Result<()> {
@@ -371,35 +399,20 @@ impl Host {
         let pool = root_pool(&ed).ok_or_else(|| Error::invalid("No root device could be found"))?;
         self.get_storage_pool(&pool)?;
 
-        let now = chrono::Utc::now();
         let mut put = req.put.clone();
         put.architecture = image
             .as_ref()
             .map(|i| i.architecture.clone())
             .unwrap_or_else(|| std::env::consts::ARCH.into());
-        put.config
-            .insert("volatile.rootfs.pool".into(), pool.clone());
-        put.config
-            .insert("volatile.uuid".into(), uuid::Uuid::new_v4().to_string());
-        put.config
-            .insert("volatile.last_state.power".into(), "STOPPED".into());
         if let Some(img) = &image {
-            put.config
-                .insert("volatile.base_image".into(), img.fingerprint.clone());
             for (k, v) in &img.put.properties {
                 put.config
                     .entry(format!("image.{k}"))
                     .or_insert_with(|| v.clone());
             }
         }
-        let record = api::Instance {
-            put,
-            created_at: now,
-            name: req.name.clone(),
-            kind: "container".into(),
-            project: project.into(),
-            ..Default::default()
-        };
+        let base = image.as_ref().map(|i| i.fingerprint.clone());
+        let record = new_record(project, &req.name, put, &pool, base);
         let host = self.clone();
         let (project_s, name) = (project.to_string(), req.name.clone());
         let start = req.start;
@@ -516,26 +529,10 @@ impl Host {
         } else {
             self.list_snapshots(project, &src_name)?
         };
-        let now = chrono::Utc::now();
         let mut put = req.put.clone();
         put.architecture = src.put.architecture.clone();
-        put.config
-            .insert("volatile.rootfs.pool".into(), pool.clone());
-        put.config
-            .insert("volatile.uuid".into(), uuid::Uuid::new_v4().to_string());
-        put.config
-            .insert("volatile.last_state.power".into(), "STOPPED".into());
-        if let Some(b) = src.put.config.get("volatile.base_image") {
-            put.config.insert("volatile.base_image".into(), b.clone());
-        }
-        let record = api::Instance {
-            put,
-            created_at: now,
-            name: req.name.clone(),
-            kind: "container".into(),
-            project: project.into(),
-            ..Default::default()
-        };
+        let base = src.put.config.get("volatile.base_image").cloned();
+        let record = new_record(project, &req.name, put, &pool, base);
         let (start, name) = (req.start, req.name.clone());
         Ok(self.locked_op(
             project,

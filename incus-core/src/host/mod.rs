@@ -24,7 +24,7 @@ mod sftp;
 mod state;
 mod templates;
 
-pub use files::{FileAttrs, FileContent, FilePut};
+pub use crate::file::{FileAttrs, FileContent, FilePut};
 pub use hostinfo::interfaces_in;
 pub use images::ImageImport;
 pub use ops::{Events, OpContext, Operation};

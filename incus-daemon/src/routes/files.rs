@@ -77,19 +77,11 @@ pub(crate) async fn get(st: St, q: Q, method: Method, Path(name): Path<String>) 
             mode,
         } => {
             let body = if head { Vec::new() } else { data };
-            let r = (
-                [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
-                body,
-            )
-                .into_response();
+            let r = crate::response::raw(body);
             Ok(with_headers(r, uid, gid, mode, "file"))
         }
         FileContent::Symlink { target, uid, gid } => {
-            let r = (
-                [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
-                target,
-            )
-                .into_response();
+            let r = crate::response::raw(target);
             Ok(with_headers(r, uid, gid, 0o777, "symlink"))
         }
         FileContent::Directory {

@@ -6,7 +6,6 @@ use crate::response::{
 };
 use axum::body::Bytes;
 use axum::extract::Path;
-use axum::response::IntoResponse;
 use incus_core::api;
 use incus_core::error::Error;
 use std::collections::HashMap;
@@ -205,11 +204,7 @@ pub(crate) async fn set_state(st: St, q: Q, Path(name): Path<String>, body: Byte
 
 pub(crate) async fn console(st: St, q: Q, Path(name): Path<String>) -> ApiResult {
     let log = st.host.console_log(&project(&q), &name)?;
-    Ok((
-        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
-        log,
-    )
-        .into_response())
+    Ok(crate::response::raw(log))
 }
 
 pub(crate) async fn snapshots(st: St, q: Q, Path(name): Path<String>) -> ApiResult {
@@ -278,36 +273,31 @@ pub(crate) async fn delete_snapshot(
     operation(&op)
 }
 
-pub(crate) async fn logs(st: St, q: Q, Path(name): Path<String>) -> ApiResult {
-    let p = project(&q);
-    let files = st.host.instance_log_files(&p, &name)?;
+/// URLs of `files` under `/1.0/instances/<n>/<dir>/`.
+fn file_urls(project: &str, name: &str, dir: &str, files: &[String]) -> ApiResult {
     sync(
         &files
             .iter()
-            .map(|f| sub_url(&p, &name, &format!("logs/{f}")))
+            .map(|f| sub_url(project, name, &format!("{dir}/{f}")))
             .collect::<Vec<_>>(),
     )
 }
 
+pub(crate) async fn logs(st: St, q: Q, Path(name): Path<String>) -> ApiResult {
+    let p = project(&q);
+    file_urls(&p, &name, "logs", &st.host.instance_log_files(&p, &name)?)
+}
+
 pub(crate) async fn log(st: St, q: Q, Path((name, file)): Path<(String, String)>) -> ApiResult {
     let data = st.host.instance_log(&project(&q), &name, &file)?;
-    Ok((
-        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
-        data,
-    )
-        .into_response())
+    Ok(crate::response::raw(data))
 }
 
 /// `GET /1.0/instances/<n>/logs/exec-output`: recorded exec output files.
 pub(crate) async fn exec_outputs(st: St, q: Q, Path(name): Path<String>) -> ApiResult {
     let p = project(&q);
     let files = st.host.exec_output_files(&p, &name)?;
-    sync(
-        &files
-            .iter()
-            .map(|f| sub_url(&p, &name, &format!("logs/exec-output/{f}")))
-            .collect::<Vec<_>>(),
-    )
+    file_urls(&p, &name, "logs/exec-output", &files)
 }
 
 /// `GET /1.0/instances/<n>/logs/exec-output/<file>`.
@@ -317,11 +307,7 @@ pub(crate) async fn exec_output(
     Path((name, file)): Path<(String, String)>,
 ) -> ApiResult {
     let data = st.host.exec_output_file(&project(&q), &name, &file)?;
-    Ok((
-        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
-        data,
-    )
-        .into_response())
+    Ok(crate::response::raw(data))
 }
 
 /// `DELETE /1.0/instances/<n>/logs/exec-output/<file>`.

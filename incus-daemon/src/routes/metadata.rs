@@ -7,7 +7,6 @@ use crate::response::{
 use axum::body::Bytes;
 use axum::extract::Path;
 use axum::http::HeaderMap;
-use axum::response::IntoResponse;
 use incus_core::api;
 use incus_core::error::Error;
 
@@ -71,11 +70,7 @@ pub(crate) async fn templates(st: St, q: Q, Path(name): Path<String>) -> ApiResu
         None => sync(&st.host.instance_templates(&p, &name)?),
         Some(file) => {
             let data = st.host.instance_template(&p, &name, &file)?;
-            Ok((
-                [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
-                data,
-            )
-                .into_response())
+            Ok(crate::response::raw(data))
         }
     }
 }

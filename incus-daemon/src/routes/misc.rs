@@ -7,17 +7,54 @@ use axum::extract::Path;
 use axum::http::HeaderMap;
 use incus_core::api;
 
-/// PATCH semantics: keys are added or replaced, a non-empty description replaces.
-fn merge(
-    config: &mut api::ConfigMap,
-    description: &mut String,
-    patch_config: api::ConfigMap,
-    patch_description: String,
-) {
-    config.extend(patch_config);
-    if !patch_description.is_empty() {
-        *description = patch_description;
+/// Writable parts that PATCH merges: config keys are added or replaced, a non-empty
+/// description replaces, devices (profiles) are added or replaced.
+trait Patchable: serde::de::DeserializeOwned {
+    fn config(&mut self) -> &mut api::ConfigMap;
+    fn description(&mut self) -> &mut String;
+    fn merge_devices(&mut self, _patch: &mut Self) {}
+}
+
+impl Patchable for api::ProjectPut {
+    fn config(&mut self) -> &mut api::ConfigMap {
+        &mut self.config
     }
+    fn description(&mut self) -> &mut String {
+        &mut self.description
+    }
+}
+
+impl Patchable for api::StoragePoolPut {
+    fn config(&mut self) -> &mut api::ConfigMap {
+        &mut self.config
+    }
+    fn description(&mut self) -> &mut String {
+        &mut self.description
+    }
+}
+
+impl Patchable for api::ProfilePut {
+    fn config(&mut self) -> &mut api::ConfigMap {
+        &mut self.config
+    }
+    fn description(&mut self) -> &mut String {
+        &mut self.description
+    }
+    fn merge_devices(&mut self, patch: &mut Self) {
+        self.devices.extend(std::mem::take(&mut patch.devices));
+    }
+}
+
+/// `current` with the PATCH body applied.
+fn patched<P: Patchable>(mut current: P, body: &Bytes) -> Result<P, crate::response::ApiError> {
+    let mut patch: P = parse(body)?;
+    current.config().extend(std::mem::take(patch.config()));
+    let d = std::mem::take(patch.description());
+    if !d.is_empty() {
+        *current.description() = d;
+    }
+    current.merge_devices(&mut patch);
+    Ok(current)
 }
 
 pub(crate) async fn profiles(st: St, q: Q) -> ApiResult {
@@ -61,16 +98,8 @@ pub(crate) async fn patch_profile(
     let p = project(&q);
     let current = st.host.get_profile(&p, &name)?;
     check_if_match(&headers, &etag(&current.put))?;
-    let patch: api::ProfilePut = parse(&body)?;
-    let mut put = current.put;
-    put.devices.extend(patch.devices);
-    merge(
-        &mut put.config,
-        &mut put.description,
-        patch.config,
-        patch.description,
-    );
-    st.host.update_profile(&p, &name, put)?;
+    st.host
+        .update_profile(&p, &name, patched(current.put, &body)?)?;
     sync_empty()
 }
 
@@ -128,15 +157,8 @@ pub(crate) async fn patch_project(
 ) -> ApiResult {
     let current = st.host.get_project(&name)?;
     check_if_match(&headers, &etag(&current.put))?;
-    let patch: api::ProjectPut = parse(&body)?;
-    let mut put = current.put;
-    merge(
-        &mut put.config,
-        &mut put.description,
-        patch.config,
-        patch.description,
-    );
-    st.host.update_project(&name, put)?;
+    st.host
+        .update_project(&name, patched(current.put, &body)?)?;
     sync_empty()
 }
 
@@ -188,15 +210,8 @@ pub(crate) async fn patch_pool(
 ) -> ApiResult {
     let current = st.host.get_storage_pool(&name)?;
     check_if_match(&headers, &etag(&current.put))?;
-    let patch: api::StoragePoolPut = parse(&body)?;
-    let mut put = current.put;
-    merge(
-        &mut put.config,
-        &mut put.description,
-        patch.config,
-        patch.description,
-    );
-    st.host.update_storage_pool(&name, put)?;
+    st.host
+        .update_storage_pool(&name, patched(current.put, &body)?)?;
     sync_empty()
 }
 
