@@ -37,3 +37,11 @@ fi
 
 # pylxd, unmodified from PyPI, for the compatibility test.
 python3 -c 'import pylxd' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check pylxd==2.4.2
+
+# The Rust standard libraries for the cross-platform check of incus-client (macOS, Windows).
+if command -v rustup >/dev/null 2>&1; then
+  installed=$(rustup target list --installed)
+  for t in x86_64-apple-darwin x86_64-pc-windows-gnu; do
+    grep -qx "$t" <<<"$installed" || rustup target add "$t"
+  done
+fi

@@ -8,6 +8,10 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The API types, config and driver traits must build without the Linux engine.
 cargo check --locked -p incus-core --no-default-features --lib
+# The Rust client must build for macOS and Windows too (checked, not linked: no cross linker).
+for target in x86_64-apple-darwin x86_64-pc-windows-gnu; do
+  cargo check --locked -p incus-client --lib --target "$target"
+done
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

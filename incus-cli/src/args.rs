@@ -196,6 +196,10 @@ pub enum Cmd {
         /// Retrieve the instance's console log.
         #[arg(long)]
         show_log: bool,
+        /// Type of connection to establish: 'console' for serial console, 'vga' for SPICE
+        /// graphical output.
+        #[arg(short = 't', long = "type", default_value = "console")]
+        kind: String,
     },
     /// Manage files in instances.
     File {
@@ -806,9 +810,37 @@ pub enum StorageCmd {
         /// Pool.
         name: String,
     },
+    /// Manage storage volumes (the instance and image volumes of a pool; custom volumes are
+    /// not supported yet).
+    Volume {
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: VolumeCmd,
+    },
     /// Get, set, unset and edit configuration keys.
     #[command(flatten)]
     Keys(KeyCmd),
+}
+
+/// `incus storage volume`.
+#[derive(Debug, Subcommand)]
+pub enum VolumeCmd {
+    /// List storage volumes.
+    #[command(alias = "ls")]
+    List {
+        /// Pool.
+        pool: String,
+        /// Format.
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Show storage volume configurations.
+    Show {
+        /// Pool.
+        pool: String,
+        /// Volume (`[<type>/]<name>`; the type defaults to `custom`).
+        volume: String,
+    },
 }
 
 /// `incus network`.

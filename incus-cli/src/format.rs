@@ -66,11 +66,23 @@ pub fn render<T: Serialize>(
             } else {
                 t.load_style(comfy_table::presets::NOTHING);
             }
-            t.set_header(
-                header
-                    .iter()
-                    .map(|h| Cell::new(h).set_alignment(CellAlignment::Center)),
-            );
+            // Centred as Incus's table writer centres: an odd leftover space goes right.
+            let width = |text: &str| text.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+            let widths: Vec<usize> = (0..header.len())
+                .map(|i| {
+                    rows.iter()
+                        .filter_map(|r| r.get(i))
+                        .map(|c| width(c))
+                        .chain([width(&header[i])])
+                        .max()
+                        .unwrap_or(0)
+                })
+                .collect();
+            t.set_header(header.iter().zip(&widths).map(|(h, w)| {
+                let gap = w.saturating_sub(h.chars().count());
+                let text = format!("{}{h}{}", " ".repeat(gap / 2), " ".repeat(gap - gap / 2));
+                Cell::new(text).set_alignment(CellAlignment::Left)
+            }));
             for r in rows {
                 t.add_row(r);
             }

@@ -6,6 +6,7 @@ mod args;
 mod cmd;
 mod conf;
 mod format;
+mod progress;
 
 use clap::Parser;
 use std::process::ExitCode;

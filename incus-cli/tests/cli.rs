@@ -424,6 +424,22 @@ fn everyday_commands() {
             .contains("source")
     );
     e.ok(&["storage", "unset", "default", "user.tier"]);
+    let vols = e.ok(&["storage", "volume", "list", "default", "-f", "csv"]);
+    let image = vols
+        .lines()
+        .find_map(|l| l.strip_prefix("image,"))
+        .and_then(|l| l.split(',').next())
+        .unwrap_or_else(|| panic!("no image volume in {vols:?}"));
+    assert!(
+        e.ok(&[
+            "storage",
+            "volume",
+            "show",
+            "default",
+            &format!("image/{image}")
+        ])
+        .contains("type: image")
+    );
     assert_eq!(e.ok(&["storage", "get", "default", "user.tier"]), "\n");
     assert!(
         e.ok(&["network", "list", "-f", "csv"])

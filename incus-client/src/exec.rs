@@ -48,7 +48,7 @@ impl std::fmt::Debug for ExecIo {
     }
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio::net::UnixStream>;
+use crate::Ws;
 
 /// Copies `r` to the websocket. At end of input the stdin websocket is closed (the command
 /// sees EOF); the pty websocket (`keep_open`) also carries the output, so it stays open.
@@ -115,34 +115,17 @@ impl Client {
             group: args.group,
             cwd: args.cwd.clone(),
         };
-        let v = serde_json::to_value(&body).map_err(|e| Error::invalid(e.to_string()))?;
-        let r = self
-            .request(
-                "POST",
-                &format!("/1.0/instances/{}/exec", escape(name)),
-                Some(&v),
-                None,
-            )
+        let (op, fds) = self
+            .websocket_operation(&format!("/1.0/instances/{}/exec", escape(name)), &body)
             .await?;
-        let op: api::Operation = serde_json::from_value(r.raw.metadata)
-            .map_err(|e| Error::internal(format!("Unexpected exec answer: {e}")))?;
-        let fds = op
-            .metadata
-            .as_ref()
-            .and_then(|m| m.get("fds"))
-            .cloned()
-            .unwrap_or_default();
-        let secret = |k: &str| fds.get(k).and_then(|v| v.as_str()).map(str::to_string);
-        let ws_path = |s: String| {
-            format!(
-                "/1.0/operations/{}/websocket?secret={}",
-                escape(&op.id),
-                escape(&s)
-            )
+        let stream = |k: &str| {
+            fds.get(k)
+                .cloned()
+                .ok_or_else(|| Error::internal(format!("exec: no {k:?} websocket")))
         };
-        let control_secret =
-            secret("control").ok_or_else(|| Error::internal("exec: no control websocket"))?;
-        let control = self.websocket(&ws_path(control_secret)).await?;
+        let control = self
+            .operation_websocket(&op.id, &stream("control")?)
+            .await?;
         let ExecIo {
             stdin,
             stdout,
@@ -150,27 +133,15 @@ impl Client {
             control: mut control_rx,
         } = io;
         let mut outputs = Vec::new();
-        let ws0 = self
-            .websocket(&ws_path(
-                secret("0").ok_or_else(|| Error::internal("exec: no stdin websocket"))?,
-            ))
-            .await?;
+        let ws0 = self.operation_websocket(&op.id, &stream("0")?).await?;
         let stdin_task;
         if args.interactive {
             let (tx, rx) = ws0.split();
             stdin_task = tokio::spawn(pump_in(tx, stdin, true));
             outputs.push(tokio::spawn(pump_out(rx, stdout)));
         } else {
-            let ws1 = self
-                .websocket(&ws_path(
-                    secret("1").ok_or_else(|| Error::internal("exec: no stdout websocket"))?,
-                ))
-                .await?;
-            let ws2 = self
-                .websocket(&ws_path(
-                    secret("2").ok_or_else(|| Error::internal("exec: no stderr websocket"))?,
-                ))
-                .await?;
+            let ws1 = self.operation_websocket(&op.id, &stream("1")?).await?;
+            let ws2 = self.operation_websocket(&op.id, &stream("2")?).await?;
             let (tx, _rx0) = ws0.split();
             stdin_task = tokio::spawn(pump_in(tx, stdin, false));
             outputs.push(tokio::spawn(pump_out(ws1.split().1, stdout)));

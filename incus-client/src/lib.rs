@@ -19,16 +19,30 @@
 //! callbacks. The unix socket transport builds on unix platforms only; the types build
 //! everywhere.
 
+mod console;
 mod exec;
 mod files;
 
+pub use console::ConsoleIo;
 pub use exec::{ExecArgs, ExecIo};
+
+/// An upload progress callback: `(bytes sent, bytes in all)`.
+pub type Progress = std::sync::Arc<dyn Fn(u64, u64) + Send + Sync>;
+
+/// A byte stream to the daemon.
+pub trait Connection: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Connection for T {}
+
+/// A websocket to the daemon.
+pub type Ws = tokio_tungstenite::WebSocketStream<Box<dyn Connection>>;
 pub use incus_core::error::{Error, ErrorKind};
 pub use incus_core::file::FileContent;
 
+use futures_util::StreamExt;
 use incus_core::api;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The API version this client speaks.
@@ -110,10 +124,10 @@ impl Client {
     /// A client for the daemon listening on `socket`.
     pub fn new(socket: impl Into<PathBuf>) -> Result<Client> {
         let socket = socket.into();
-        let http = reqwest::Client::builder()
-            .unix_socket(socket.clone())
-            .build()
-            .map_err(|e| transport(&socket, e))?;
+        let builder = reqwest::Client::builder();
+        #[cfg(unix)]
+        let builder = builder.unix_socket(socket.clone());
+        let http = builder.build().map_err(|e| transport(&socket, e))?;
         Ok(Client {
             http,
             socket,
@@ -398,28 +412,51 @@ impl Client {
         rootfs: Option<&Path>,
         public: bool,
     ) -> Result<String> {
+        self.import_image_with_progress(meta, rootfs, public, None)
+            .await
+    }
+
+    /// [`Client::import_image`], calling `progress(sent, total)` (bytes) as the upload goes.
+    /// Both forms are streamed from the files, never held in memory.
+    pub async fn import_image_with_progress(
+        &self,
+        meta: &Path,
+        rootfs: Option<&Path>,
+        public: bool,
+        progress: Option<Progress>,
+    ) -> Result<String> {
         let req = self
             .http
             .post(self.url("/1.0/images"))
             .header("X-Incus-public", if public { "1" } else { "0" });
-        let req = match rootfs {
+        let (body, total, content_type) = match rootfs {
             None => {
-                let f = tokio::fs::File::open(meta)
-                    .await
-                    .map_err(|e| Error::io(meta.display(), e))?;
-                req.header("Content-Type", "application/octet-stream")
-                    .body(reqwest::Body::wrap_stream(reader_stream(f)))
+                let (stream, len) = file_stream(meta).await?;
+                (stream, len, "application/octet-stream".to_string())
             }
             Some(rootfs) => {
-                let body = multipart(meta, rootfs)?;
-                req.header(
-                    "Content-Type",
+                let (stream, len) = multipart(meta, rootfs).await?;
+                (
+                    stream,
+                    len,
                     format!("multipart/form-data; boundary={MULTIPART_BOUNDARY}"),
                 )
-                .body(body)
             }
         };
-        let resp = req.send().await.map_err(|e| transport(&self.socket, e))?;
+        let mut sent = 0u64;
+        let body = body.inspect(move |chunk| {
+            if let (Ok(c), Some(p)) = (chunk, progress.as_ref()) {
+                sent += c.len() as u64;
+                p(sent, total);
+            }
+        });
+        let resp = req
+            .header("Content-Type", content_type)
+            .header("Content-Length", total)
+            .body(reqwest::Body::wrap_stream(body))
+            .send()
+            .await
+            .map_err(|e| transport(&self.socket, e))?;
         let r = decode(&self.socket, resp).await?;
         let op = match r.raw.kind.as_str() {
             "async" => self.wait_operation(&r.raw.operation).await?,
@@ -458,14 +495,58 @@ impl Client {
         Ok((headers, bytes.to_vec()))
     }
 
-    /// Opens a websocket on `path` (an operation's `/websocket?secret=` or `/1.0/events`).
-    pub async fn websocket(
+    /// A new connection to the daemon's unix socket. Unix sockets are all this client speaks
+    /// until HTTPS remotes exist; elsewhere (Windows) it reports that.
+    async fn connect(&self) -> Result<Box<dyn Connection>> {
+        #[cfg(unix)]
+        {
+            let s = tokio::net::UnixStream::connect(&self.socket)
+                .await
+                .map_err(|e| transport(&self.socket, e))?;
+            Ok(Box::new(s))
+        }
+        #[cfg(not(unix))]
+        {
+            Err(Error::invalid(format!(
+                "Unix sockets are not supported on this platform ({})",
+                self.socket.display()
+            )))
+        }
+    }
+
+    /// Starts a `websocket` operation with a POST of `body` to `path`; returns it with its
+    /// stream secrets (`metadata.fds`).
+    pub(crate) async fn websocket_operation<B: Serialize>(
         &self,
         path: &str,
-    ) -> Result<tokio_tungstenite::WebSocketStream<tokio::net::UnixStream>> {
-        let stream = tokio::net::UnixStream::connect(&self.socket)
-            .await
-            .map_err(|e| transport(&self.socket, e))?;
+        body: &B,
+    ) -> Result<(api::Operation, BTreeMap<String, String>)> {
+        let v = serde_json::to_value(body).map_err(|e| Error::invalid(e.to_string()))?;
+        let r = self.request("POST", path, Some(&v), None).await?;
+        let op: api::Operation = serde_json::from_value(r.raw.metadata)
+            .map_err(|e| Error::internal(format!("Unexpected answer to POST {path}: {e}")))?;
+        let fds = op
+            .metadata
+            .as_ref()
+            .and_then(|m| m.get("fds"))
+            .and_then(|f| serde_json::from_value(f.clone()).ok())
+            .unwrap_or_default();
+        Ok((op, fds))
+    }
+
+    /// Connects to one stream of a websocket operation.
+    pub(crate) async fn operation_websocket(&self, op: &str, secret: &str) -> Result<Ws> {
+        self.websocket(&format!(
+            "/1.0/operations/{}/websocket?secret={}",
+            escape(op),
+            escape(secret)
+        ))
+        .await
+    }
+
+    /// Opens a websocket on `path` (an operation's `/websocket?secret=` or `/1.0/events`).
+    pub async fn websocket(&self, path: &str) -> Result<Ws> {
+        let stream = self.connect().await?;
         let url = self.url(path).replacen("http://", "ws://", 1);
         let (ws, _) = tokio_tungstenite::client_async(url, stream)
             .await
@@ -475,16 +556,20 @@ impl Client {
 }
 
 /// The event stream of `/1.0/events` (see [`Client::events`]).
-#[derive(Debug)]
 pub struct Events {
-    ws: tokio_tungstenite::WebSocketStream<tokio::net::UnixStream>,
+    ws: Ws,
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events").finish_non_exhaustive()
+    }
 }
 
 impl Events {
     /// The next event, or `None` when the daemon closes the stream (it does so for a
     /// listener that cannot keep up).
     pub async fn next(&mut self) -> Option<Result<serde_json::Value>> {
-        use futures_util::StreamExt;
         use tokio_tungstenite::tungstenite::Message;
         loop {
             match self.ws.next().await? {
@@ -531,26 +616,49 @@ fn reader_stream<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
 
 const MULTIPART_BOUNDARY: &str = "incus-rs-image-upload-boundary-7c1e";
 
-/// The multipart body of a split image upload (`metadata` then `rootfs`).
-fn multipart(meta: &Path, rootfs: &Path) -> Result<Vec<u8>> {
-    let mut body = Vec::new();
+/// A boxed stream of body chunks.
+type BodyStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static>>;
+
+/// A file streamed as a request body, and its length.
+async fn file_stream(path: &Path) -> Result<(BodyStream, u64)> {
+    let f = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| Error::io(path.display(), e))?;
+    let len = f
+        .metadata()
+        .await
+        .map_err(|e| Error::io(path.display(), e))?
+        .len();
+    Ok((Box::pin(reader_stream(f)), len))
+}
+
+/// The multipart body of a split image upload (`metadata` then `rootfs`), streamed from the
+/// two files, and its length.
+async fn multipart(meta: &Path, rootfs: &Path) -> Result<(BodyStream, u64)> {
+    use futures_util::stream::once;
+    let mut body: BodyStream = Box::pin(futures_util::stream::empty());
+    let mut total = 0u64;
     for (field, path) in [("metadata", meta), ("rootfs", rootfs)] {
-        let data = std::fs::read(path).map_err(|e| Error::io(path.display(), e))?;
         let fname = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        body.extend_from_slice(
-            format!(
-                "--{MULTIPART_BOUNDARY}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{fname}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-            )
-            .as_bytes(),
+        let head = format!(
+            "--{MULTIPART_BOUNDARY}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{fname}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        )
+        .into_bytes();
+        let (file, len) = file_stream(path).await?;
+        total += head.len() as u64 + len + 2;
+        body = Box::pin(
+            body.chain(once(async move { Ok(head) }))
+                .chain(file)
+                .chain(once(async { Ok(b"\r\n".to_vec()) })),
         );
-        body.extend_from_slice(&data);
-        body.extend_from_slice(b"\r\n");
     }
-    body.extend_from_slice(format!("--{MULTIPART_BOUNDARY}--\r\n").as_bytes());
-    Ok(body)
+    let tail = format!("--{MULTIPART_BOUNDARY}--\r\n").into_bytes();
+    total += tail.len() as u64;
+    Ok((Box::pin(body.chain(once(async move { Ok(tail) }))), total))
 }
 
 async fn decode(socket: &Path, resp: reqwest::Response) -> Result<Response> {

@@ -343,6 +343,23 @@ pub struct ExecProcess {
     pub control: Box<dyn ExecControl>,
 }
 
+/// Resizes an attached console's terminal.
+pub trait ConsoleControl: Send + Sync {
+    /// Sets the terminal size (columns, rows).
+    fn resize(&self, cols: u16, rows: u16) -> Result<()>;
+}
+
+/// An attached instance console. The console stays allocated to this holder until the whole
+/// value is dropped; `output` then reaches its end.
+pub struct ConsoleAttach {
+    /// Keyboard input to the console.
+    pub input: BoxWriter,
+    /// What the instance writes on its console.
+    pub output: BoxReader,
+    /// Window size, and the console's allocation.
+    pub control: Box<dyn ConsoleControl>,
+}
+
 /// An instance runtime: starts, stops and enters instances.
 ///
 /// Contract: every method is safe to call from a multi-threaded async runtime; drivers that
@@ -373,6 +390,15 @@ pub trait InstanceDriver: Send + Sync {
 
     /// Runs a command inside the running instance.
     async fn exec(&self, spec: &InstanceSpec, req: ExecRequest) -> Result<ExecProcess>;
+
+    /// Attaches to the running instance's console (one holder at a time).
+    async fn console(&self, spec: &InstanceSpec) -> Result<ConsoleAttach> {
+        Err(Error::invalid(format!(
+            "The {} driver has no console for {:?}",
+            self.info().name,
+            spec.name
+        )))
+    }
 }
 
 /// Builds a storage driver for a pool.

@@ -44,6 +44,7 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
     routes::router()
         .with_state(daemon)
         .layer(axum::middleware::from_fn(encoding::decode))
+        .layer(axum::middleware::map_response(response::envelope_errors))
 }
 
 /// Serves the API on the unix socket at `path` (mode 0660, owned by `group` when given,

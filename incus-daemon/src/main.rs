@@ -14,6 +14,7 @@ fn main() {
         // Single-threaded from here to exit: no runtime has been started.
         std::process::exit(incus_core::host::lxc::helper::main(&args[2..]));
     }
+    cloexec_inherited_fds();
     let mut dir = std::env::var("INCUS_DIR").unwrap_or_else(|_| "/var/lib/incus".into());
     let mut group: Option<String> = None;
     let mut it = args.into_iter().skip(1);
@@ -49,6 +50,30 @@ fn main() {
     }
     // Do not wait for connection tasks still draining.
     runtime.shutdown_background();
+}
+
+/// Marks every descriptor inherited from the parent (beyond stdin, stdout and stderr)
+/// close-on-exec, so none leaks into the helpers and containers the daemon starts.
+fn cloexec_inherited_fds() {
+    use std::os::fd::BorrowedFd;
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: `fd` was listed as open a moment ago and nothing closes descriptors
+        // concurrently (no other thread exists yet); F_SETFD only changes its flags. The
+        // directory handle of the listing is closed by now: it then fails harmlessly.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        let _ = nix::fcntl::fcntl(
+            borrowed,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        );
+    }
 }
 
 async fn run(dir: String, group: Option<String>) -> Result<(), Box<dyn std::error::Error>> {

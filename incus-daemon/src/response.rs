@@ -29,6 +29,31 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Turns the plain-text errors of the HTTP layer (a body over its limit: 413, a malformed
+/// request: 400, an unknown method: 405) into Incus error envelopes, so every client sees
+/// its usual error shape.
+pub(crate) async fn envelope_errors(resp: Response) -> Response {
+    let status = resp.status();
+    let plain = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|t| t.starts_with("text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
+        return resp;
+    }
+    let body = axum::body::to_bytes(resp.into_body(), 64 << 10)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&body).trim().to_string();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("Error").to_string()
+    } else {
+        text
+    };
+    json_response(status, &ResponseRaw::error(status.as_u16(), &message))
+}
+
 /// What a handler returns.
 pub type ApiResult = Result<Response, ApiError>;
 

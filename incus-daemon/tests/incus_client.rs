@@ -67,6 +67,22 @@ impl Daemon {
         Daemon { child, dir, conf }
     }
 
+    /// A daemon with the busybox image (built for `test`) imported as `busybox`, and the
+    /// directory of the built images.
+    fn with_busybox(test: &str) -> (Daemon, PathBuf) {
+        let images = image_dir(test);
+        let d = Daemon::start();
+        let unified = images.join("busybox.tar.xz");
+        d.ok(&[
+            "image",
+            "import",
+            unified.to_str().expect("path"),
+            "--alias",
+            "busybox",
+        ]);
+        (d, images)
+    }
+
     /// Sends `sig` to the daemon, waits for it to exit, then starts a new one.
     fn signal_and_restart(&mut self, sig: nix::sys::signal::Signal) {
         let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("pid"));
@@ -152,6 +168,12 @@ fn image_dir(test: &str) -> PathBuf {
         String::from_utf8_lossy(&out.stderr)
     );
     dir
+}
+
+/// The two files of the split busybox image in `images`.
+fn split_image(images: &Path) -> [String; 2] {
+    ["busybox-split.meta.tar.xz", "busybox-split.rootfs.squashfs"]
+        .map(|f| images.join(f).to_str().expect("path").to_string())
 }
 
 #[test]
@@ -500,6 +522,38 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     let (code, _, text) = request_raw(&sock, "POST", "/1.0/profiles", &gzip, &bomb);
     assert_eq!(code, 400);
     assert!(String::from_utf8_lossy(&text).contains("too large"));
+    // Chunked bodies (no Content-Length), also split mid-JSON; an endless one is cut off.
+    let chunked = |chunks: &[&[u8]]| {
+        use std::io::{Read, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(&sock).expect("connect");
+        s.write_all(
+            b"POST /1.0/profiles HTTP/1.1\r\nHost: incus\r\nConnection: close\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+        )
+        .expect("write");
+        for c in chunks {
+            // The daemon may answer (and close) before an oversized body is all sent.
+            if s.write_all(format!("{:x}\r\n", c.len()).as_bytes())
+                .is_err()
+                || s.write_all(c).is_err()
+                || s.write_all(b"\r\n").is_err()
+            {
+                break;
+            }
+        }
+        let _ = s.write_all(b"0\r\n\r\n");
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw);
+        String::from_utf8_lossy(&raw).into_owned()
+    };
+    let answer = chunked(&[b"{\"name\":\"chun", b"ked\",\"config\":", b"{}}"]);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(request(&sock, "GET", "/1.0/profiles/chunked", "").0, 200);
+    let big = vec![b' '; 1 << 20];
+    let many: Vec<&[u8]> = std::iter::repeat_n(big.as_slice(), 64).collect();
+    let answer = chunked(&many);
+    // An Incus error envelope, like every other refusal.
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains(r#""error_code":413"#), "{answer}");
     let (code, _, _) = request_raw(&sock, "POST", "/1.0/profiles", &gzip, b"not gzip");
     assert_eq!(code, 400);
     let (code, _, text) = request_raw(
@@ -615,17 +669,8 @@ fn real_incus_client_profiles_projects_pools() {
         );
         return;
     }
-    let images = image_dir("profiles");
-    let d = Daemon::start();
+    let (d, images) = Daemon::with_busybox("profiles");
     d.ok(&["admin", "waitready", "--timeout", "10"]);
-    let unified = images.join("busybox.tar.xz");
-    d.ok(&[
-        "image",
-        "import",
-        unified.to_str().expect("path"),
-        "--alias",
-        "busybox",
-    ]);
 
     // Profiles: create, set, assign at launch, in use, ETag'd edits.
     d.ok(&["profile", "create", "p1"]);
@@ -677,6 +722,22 @@ fn real_incus_client_profiles_projects_pools() {
         d.fails(&["storage", "create", "bad", "dir", "size=1GiB"])
             .contains("size")
     );
+    // Volumes: the instance's root volume and the unpacked image.
+    let vols = d.ok(&["storage", "volume", "list", "default", "--format", "csv"]);
+    assert!(vols.contains("container,c1,,filesystem,1\n"), "{vols}");
+    assert!(vols.lines().any(|l| l.starts_with("image,")), "{vols}");
+    assert!(
+        d.ok(&["storage", "volume", "show", "default", "container/c1"])
+            .contains("- /1.0/instances/c1")
+    );
+    assert!(
+        d.fails(&["storage", "volume", "show", "default", "container/nope"])
+            .contains("not found")
+    );
+    assert!(
+        d.fails(&["storage", "volume", "create", "default", "v1"])
+            .contains("not supported yet")
+    );
 
     d.ok(&["delete", "-f", "c1"]);
     d.ok(&["profile", "delete", "p1"]);
@@ -712,7 +773,7 @@ fn real_incus_client_profiles_projects_pools() {
     d.ok(&["image", "export", "busybox", export.to_str().expect("path")]);
     assert_eq!(
         std::fs::read(d.conf.path().join("exported.tar.xz")).expect("exported file"),
-        std::fs::read(&unified).expect("original"),
+        std::fs::read(images.join("busybox.tar.xz")).expect("original"),
         "unified export is byte-identical"
     );
     d.ok(&["image", "export", "split", export.to_str().expect("path")]);
@@ -777,16 +838,7 @@ fn files_api_as_the_lxd_client_uses_it() {
         );
         return;
     }
-    let images = image_dir("files");
-    let d = Daemon::start();
-    let unified = images.join("busybox.tar.xz");
-    d.ok(&[
-        "image",
-        "import",
-        unified.to_str().expect("path"),
-        "--alias",
-        "busybox",
-    ]);
+    let (d, images) = Daemon::with_busybox("files");
     d.ok(&["launch", "busybox", "c1"]);
     let sock = d.dir.path().join("unix.socket");
 
@@ -981,16 +1033,7 @@ fn daemon_lifecycle_autostart_sigterm_sigpwr() {
         return;
     }
     use nix::sys::signal::Signal;
-    let images = image_dir("lifecycle");
-    let mut d = Daemon::start();
-    let unified = images.join("busybox.tar.xz");
-    d.ok(&[
-        "image",
-        "import",
-        unified.to_str().expect("path"),
-        "--alias",
-        "busybox",
-    ]);
+    let (mut d, images) = Daemon::with_busybox("lifecycle");
     d.ok(&["launch", "busybox", "auto", "-c", "boot.autostart=true"]);
     d.ok(&["launch", "busybox", "manual"]);
 
@@ -1191,14 +1234,8 @@ fn real_lxd_client_scenario() {
     ok(&[
         "image",
         "import",
-        images
-            .join("busybox-split.meta.tar.xz")
-            .to_str()
-            .expect("path"),
-        images
-            .join("busybox-split.rootfs.squashfs")
-            .to_str()
-            .expect("path"),
+        split_image(&images)[0].as_str(),
+        split_image(&images)[1].as_str(),
         "--alias",
         "split",
     ]);
@@ -1265,16 +1302,8 @@ fn kill_9_during_operations() {
         eprintln!("SKIPPED kill_9_during_operations: set INCUS_TEST_PRIVILEGED=1 (as root)");
         return;
     }
-    let images = image_dir("kill9");
-    let mut d = Daemon::start();
+    let (mut d, images) = Daemon::with_busybox("kill9");
     let sock = d.dir.path().join("unix.socket");
-    d.ok(&[
-        "image",
-        "import",
-        images.join("busybox.tar.xz").to_str().expect("path"),
-        "--alias",
-        "busybox",
-    ]);
     d.ok(&["launch", "busybox", "c1"]);
     let mounts_before = mounts_under(d.dir.path());
 
@@ -1363,10 +1392,15 @@ fn socket_group_and_mode() {
         .prefix("incusd-group-")
         .tempdir()
         .expect("tempdir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_incusd"))
-        .arg("--dir")
+    // Started with an inherited descriptor (7): the daemon marks it close-on-exec.
+    let marker = dir.path().join("inherited");
+    let mut child = Command::new("bash")
+        .arg("-c")
+        .arg("exec 7>\"$1\"; exec \"$2\" --dir \"$3\" --group daemon")
+        .arg("bash")
+        .arg(&marker)
+        .arg(env!("CARGO_BIN_EXE_incusd"))
         .arg(dir.path())
-        .args(["--group", "daemon"])
         .stdout(Stdio::null())
         .spawn()
         .expect("start incusd");
@@ -1382,8 +1416,16 @@ fn socket_group_and_mode() {
         }
         std::thread::sleep(std::time::Duration::from_millis(25));
     }
+    let fdinfo = std::fs::read_to_string(format!("/proc/{}/fdinfo/7", child.id()));
     let _ = child.kill();
     let _ = child.wait();
+    let flags = fdinfo
+        .expect("fd 7 open in incusd")
+        .lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
+        .expect("flags");
+    assert_ne!(flags & 0o2000000, 0, "inherited fd 7 not close-on-exec");
     let meta = meta.expect("socket with the daemon group");
     let gid = nix::unistd::Group::from_name("daemon")
         .expect("group lookup")
@@ -1391,4 +1433,217 @@ fn socket_group_and_mode() {
         .gid;
     assert_eq!(meta.gid(), gid.as_raw());
     assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+}
+
+/// A client process on a pseudo-terminal, with everything it prints collected.
+struct OnPty {
+    child: Child,
+    master: std::fs::File,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl OnPty {
+    fn spawn(program: &Path, args: &[&str], d: &Daemon) -> OnPty {
+        let pty = nix::pty::openpty(None, None).expect("openpty");
+        let slave = std::fs::File::from(pty.slave);
+        let child = Command::new(program)
+            .args(args)
+            .env("INCUS_DIR", d.dir.path())
+            .env("INCUS_CONF", d.conf.path())
+            .env("HOME", d.conf.path())
+            .env("TERM", "xterm")
+            .stdin(slave.try_clone().expect("dup"))
+            .stdout(slave.try_clone().expect("dup"))
+            .stderr(slave)
+            .spawn()
+            .expect("client on a pty");
+        let master = std::fs::File::from(pty.master);
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (mut reader, sink) = (master.try_clone().expect("dup"), seen.clone());
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            // Ends with EIO once the client and its terminal are gone.
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().expect("lock").extend_from_slice(&buf[..n]);
+            }
+        });
+        OnPty {
+            child,
+            master,
+            seen,
+        }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.seen.lock().expect("lock")).into_owned()
+    }
+
+    /// Waits up to 15 s for `needle` in the output.
+    fn expect(&self, needle: &str) {
+        for _ in 0..300 {
+            if self.text().contains(needle) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!(
+            "{needle:?} never appeared; the client printed {:?}",
+            self.text()
+        );
+    }
+
+    fn type_keys(&mut self, keys: &[u8]) {
+        use std::io::Write;
+        self.master.write_all(keys).expect("type");
+    }
+
+    /// <ctrl>+a then q, as two key presses (the incus client looks for each at the start of
+    /// a read).
+    fn detach(&mut self) {
+        self.type_keys(b"\x01");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        self.type_keys(b"q");
+    }
+
+    /// Waits up to 15 s for the client to exit; its exit status.
+    fn wait(mut self) -> std::process::ExitStatus {
+        for _ in 0..300 {
+            if let Some(st) = self.child.try_wait().expect("wait") {
+                return st;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        panic!("the client did not exit; it printed {:?}", self.text());
+    }
+}
+
+/// `incus console`: attach, see what the container writes on /dev/console, type into it,
+/// detach with <ctrl>+a q; one holder at a time; the log; refused on a stopped instance.
+/// With the real incus 6.0.4 client and with ours. Also our client's progress line on a
+/// terminal (a split image import).
+#[test]
+fn console_and_progress_on_a_terminal() {
+    if std::env::var("INCUS_TEST_PRIVILEGED").as_deref() != Ok("1") {
+        eprintln!(
+            "SKIPPED console_and_progress_on_a_terminal: set INCUS_TEST_PRIVILEGED=1 (as root)"
+        );
+        return;
+    }
+    let ours = Path::new(env!("CARGO_BIN_EXE_incusd"))
+        .parent()
+        .expect("target dir")
+        .join("incus");
+    assert!(
+        ours.exists(),
+        "{} is missing: build the workspace (`cargo test --workspace` does)",
+        ours.display()
+    );
+    let (d, images) = Daemon::with_busybox("console");
+    let sock = d.dir.path().join("unix.socket");
+    d.ok(&["launch", "busybox", "c1"]);
+    let import = OnPty::spawn(
+        &ours,
+        &[
+            "image",
+            "import",
+            split_image(&images)[0].as_str(),
+            split_image(&images)[1].as_str(),
+            "--alias",
+            "split",
+        ],
+        &d,
+    );
+    import.expect("Image imported with fingerprint: ");
+    let shown = import.text();
+    assert!(
+        shown.contains("Transferring image: 100% ("),
+        "no progress line: {shown:?}"
+    );
+    assert!(import.wait().success());
+    assert!(
+        d.ok(&["image", "list"]).contains("split"),
+        "split image listed"
+    );
+    for (who, program) in [
+        ("incus 6.0.4", Path::new("/usr/bin/incus")),
+        ("ours", &ours),
+    ] {
+        let mut con = OnPty::spawn(program, &["console", "c1"], &d);
+        con.expect("To detach from the console, press: <ctrl>+a q");
+        // The console is held: a second attach is refused, and nothing is left running.
+        let (status, body) = request(&sock, "POST", "/1.0/instances/c1/console", "{}");
+        assert!(
+            (400..500).contains(&status),
+            "{who}: second attach gave {status} {body}"
+        );
+        let mark = format!("console-mark-{}", who.len());
+        d.ok(&[
+            "exec",
+            "c1",
+            "--",
+            "sh",
+            "-c",
+            &format!("echo {mark} > /dev/console"),
+        ]);
+        con.expect(&mark);
+        con.detach();
+        let st = con.wait();
+        assert!(st.success(), "{who}: console exit {st:?}");
+        // Released: the next attach works at once.
+        let mut again = OnPty::spawn(program, &["console", "c1"], &d);
+        again.expect("To detach");
+        again.detach();
+        assert!(again.wait().success(), "{who}: re-attach");
+        assert!(d.ok(&["console", "c1", "--show-log"]).contains(&mark));
+    }
+    // Typed input reaches a reader of the console (a shell run on it by exec).
+    let reader = std::thread::spawn({
+        let dir = d.dir.path().to_path_buf();
+        let conf = d.conf.path().to_path_buf();
+        move || {
+            Command::new("incus")
+                .args([
+                    "exec",
+                    "c1",
+                    "--",
+                    "sh",
+                    "-c",
+                    "read line < /dev/console; echo \"got:$line\" > /dev/console",
+                ])
+                .env("INCUS_DIR", dir)
+                .env("INCUS_CONF", &conf)
+                .env("HOME", &conf)
+                .output()
+                .expect("reader")
+        }
+    });
+    let mut con = OnPty::spawn(&ours, &["console", "c1"], &d);
+    con.expect("To detach");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    con.type_keys(b"typed-in\r");
+    con.expect("got:typed-in");
+    con.detach();
+    assert!(con.wait().success());
+    assert!(reader.join().expect("reader").status.success());
+    // Bad requests and the log.
+    let (status, body) = request(
+        &sock,
+        "POST",
+        "/1.0/instances/c1/console",
+        r#"{"type":"vga"}"#,
+    );
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = request(&sock, "DELETE", "/1.0/instances/c1/console", "");
+    assert_eq!(status, 200);
+    assert_eq!(d.ok(&["console", "c1", "--show-log"]).trim(), "");
+    d.ok(&["stop", "-f", "c1"]);
+    let (status, body) = request(&sock, "POST", "/1.0/instances/c1/console", "{}");
+    assert!((400..500).contains(&status), "{status} {body}");
+    d.ok(&["delete", "c1"]);
+    let _ = std::fs::remove_dir_all(&images);
 }

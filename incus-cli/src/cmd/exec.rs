@@ -19,10 +19,10 @@ pub struct Opts {
 }
 
 /// Puts the local terminal in raw mode until dropped.
-struct RawMode(Option<rustix::termios::Termios>);
+pub(super) struct RawMode(Option<rustix::termios::Termios>);
 
 impl RawMode {
-    fn enable() -> RawMode {
+    pub(super) fn enable() -> RawMode {
         let stdin = rustix::stdio::stdin();
         match rustix::termios::tcgetattr(stdin) {
             Ok(orig) => {
@@ -49,7 +49,7 @@ impl Drop for RawMode {
     }
 }
 
-fn window_size() -> (u16, u16) {
+pub(super) fn window_size() -> (u16, u16) {
     rustix::termios::tcgetwinsize(rustix::stdio::stdout())
         .map(|w| (w.ws_col, w.ws_row))
         .unwrap_or((80, 24))

@@ -12,7 +12,7 @@ fn date(t: &api::Timestamp) -> String {
     if *t == api::zero_time() {
         String::new()
     } else {
-        t.format("%b %-d, %Y at %-I:%M%P (UTC)").to_string()
+        t.format("%Y/%m/%d %H:%M UTC").to_string()
     }
 }
 
@@ -34,7 +34,16 @@ pub async fn run(ctx: &Ctx, cmd: ImageCmd) -> Result<i32, CliError> {
             let c = ctx.client()?;
             let meta = Path::new(&files[0]);
             let rootfs = files.get(1).map(Path::new);
-            let fp = c.import_image(meta, rootfs, public).await?;
+            let line = std::sync::Arc::new(crate::progress::ProgressLine::new(ctx.quiet));
+            let shown = line.clone();
+            let progress: incus_client::Progress = std::sync::Arc::new(move |done, total| {
+                shown.transfer("Transferring image", done, total)
+            });
+            let fp = c
+                .import_image_with_progress(meta, rootfs, public, Some(progress))
+                .await;
+            line.done();
+            let fp = fp?;
             for a in &alias {
                 c.create_alias(a, &fp, "").await?;
             }
@@ -100,7 +109,9 @@ pub async fn run(ctx: &Ctx, cmd: ImageCmd) -> Result<i32, CliError> {
                 if i.put.public { "yes" } else { "no" },
                 date(&i.created_at),
                 date(&i.uploaded_at),
-                date(&i.last_used_at),
+                Some(date(&i.last_used_at))
+                    .filter(|d| !d.is_empty())
+                    .unwrap_or_else(|| "never".into()),
             );
             for (k, v) in &i.put.properties {
                 out.push_str(&format!("    {k}: {v}\n"));

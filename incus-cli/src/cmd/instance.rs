@@ -7,6 +7,7 @@ use crate::args::{CreateArgs, SnapshotCmd};
 use crate::format::{Format, render, to_yaml};
 use incus_client::escape;
 use incus_core::api;
+use std::io::IsTerminal;
 
 /// A random-enough default name (`incus launch busybox` without a name).
 fn generated_name() -> String {
@@ -463,18 +464,86 @@ pub async fn info(ctx: &Ctx, name: &str, show_log: bool) -> Result<i32, CliError
     Ok(0)
 }
 
-pub async fn console(ctx: &Ctx, name: &str, show_log: bool) -> Result<i32, CliError> {
-    if !show_log {
-        return Err(CliError::msg(
-            "Attaching to the console is not supported yet; use --show-log",
-        ));
-    }
+pub async fn console(ctx: &Ctx, name: &str, show_log: bool, kind: &str) -> Result<i32, CliError> {
     let (c, name) = ctx.resolve(name)?;
-    let (_, log) = c
-        .get_raw(&format!("/1.0/instances/{}/console", escape(name)))
-        .await?;
-    print!("{}", String::from_utf8_lossy(&log));
+    if show_log {
+        print!("{}", c.console_log(name).await?);
+        return Ok(0);
+    }
+    if kind != "console" {
+        return Err(CliError::msg(format!(
+            "Unknown console type {kind:?} (containers have a \"console\" console)"
+        )));
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let resizes = tokio::spawn(forward_resizes(tx));
+    // Keyboard input until <ctrl>+a q.
+    let (keys, input) = tokio::io::duplex(4096);
+    let keyboard = tokio::spawn(read_keys(keys));
+    print!("To detach from the console, press: <ctrl>+a q\n\r");
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    let raw = std::io::stdin()
+        .is_terminal()
+        .then(super::exec::RawMode::enable);
+    let (cols, rows) = super::exec::window_size();
+    let io = incus_client::ConsoleIo {
+        input: Box::new(input),
+        output: Box::new(tokio::io::stdout()),
+        resize: Some(rx),
+    };
+    let r = c.console(name, cols, rows, io).await;
+    drop(raw);
+    resizes.abort();
+    keyboard.abort();
+    r?;
     Ok(0)
+}
+
+/// Copies the keyboard to `keys` until <ctrl>+a q (<ctrl>+a <ctrl>+a sends one <ctrl>+a).
+async fn read_keys(mut keys: tokio::io::DuplexStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stdin = tokio::io::stdin();
+    let mut buf = [0u8; 1024];
+    let mut escape = false;
+    loop {
+        let n = match stdin.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let mut out = Vec::with_capacity(n);
+        for &b in &buf[..n] {
+            if escape {
+                escape = false;
+                match b {
+                    b'q' => {
+                        let _ = keys.write_all(&out).await;
+                        return;
+                    }
+                    0x01 => out.push(0x01),
+                    other => out.extend([0x01, other]),
+                }
+            } else if b == 0x01 {
+                escape = true;
+            } else {
+                out.push(b);
+            }
+        }
+        if keys.write_all(&out).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn forward_resizes(tx: tokio::sync::mpsc::Sender<(u16, u16)>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut winch) = signal(SignalKind::window_change()) else {
+        return;
+    };
+    while winch.recv().await.is_some() {
+        if tx.send(super::exec::window_size()).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// The snapshot list as `info` and `snapshot list` show it.

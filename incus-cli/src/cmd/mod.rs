@@ -198,7 +198,11 @@ pub async fn run(cli: Cli) -> Result<i32, CliError> {
             )
             .await
         }
-        Cmd::Console { name, show_log } => instance::console(&ctx, &name, show_log).await,
+        Cmd::Console {
+            name,
+            show_log,
+            kind,
+        } => instance::console(&ctx, &name, show_log, &kind).await,
         Cmd::File { cmd } => file::run(&ctx, cmd).await,
         Cmd::Snapshot { cmd } => instance::snapshot(&ctx, cmd).await,
         Cmd::Config { cmd } => config::run(&ctx, cmd).await,

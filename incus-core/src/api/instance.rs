@@ -496,6 +496,21 @@ pub struct InstanceExecPost {
     pub cwd: Option<String>,
 }
 
+/// Console attach request (`InstanceConsolePost`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct InstanceConsolePost {
+    /// Terminal width.
+    pub width: i64,
+    /// Terminal height.
+    pub height: i64,
+    /// `console` (text console) or `vga` (virtual machines' screen); empty means `console`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Take the console over from another holder.
+    pub force: bool,
+}
+
 /// Exec control message (`InstanceExecControl`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

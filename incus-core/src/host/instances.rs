@@ -1139,6 +1139,44 @@ impl Host {
             .unwrap_or_default())
     }
 
+    /// Empties the console log.
+    pub fn clear_console_log(&self, project: &str, name: &str) -> Result<()> {
+        let (_, spec) = self.instance_spec(project, name)?;
+        let path = spec.log_dir.join("console.log");
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&path)
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(path.display(), e)),
+        }
+    }
+
+    /// Attaches to a running instance's console (`type` `console`; one holder at a time),
+    /// sized `cols` x `rows` when both are non-zero.
+    pub async fn console(
+        &self,
+        project: &str,
+        name: &str,
+        cols: u16,
+        rows: u16,
+    ) -> Result<crate::drivers::ConsoleAttach> {
+        let (_, spec) = self.instance_spec(project, name)?;
+        if !matches!(
+            self.inner.lxc.power_state(&spec).await?,
+            PowerState::Running(_)
+        ) {
+            return Err(Error::busy("Instance is not running"));
+        }
+        let console = self.inner.lxc.console(&spec).await?;
+        if cols > 0 && rows > 0 {
+            console.control.resize(cols, rows)?;
+        }
+        Ok(console)
+    }
+
     /// Runs a command in a running instance with Incus's defaults: `PATH`, `LANG=C.UTF-8`,
     /// `HOME` and `USER` for root, the instance's `environment.*` keys, then the request's
     /// environment; uid and gid 0 and cwd `/root` unless given.

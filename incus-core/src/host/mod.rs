@@ -23,6 +23,7 @@ mod resources;
 mod sftp;
 mod state;
 mod templates;
+mod volumes;
 
 pub use crate::file::{FileAttrs, FileContent, FilePut};
 pub use hostinfo::interfaces_in;

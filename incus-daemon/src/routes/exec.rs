@@ -30,6 +30,73 @@ pub(crate) struct Session {
     arrived: tokio::sync::Notify,
 }
 
+impl Session {
+    /// A session for the streams `fds`, and the metadata that hands their secrets out.
+    pub(crate) fn new(fds: &[&str]) -> (Arc<Session>, serde_json::Map<String, serde_json::Value>) {
+        let secrets: BTreeMap<String, String> =
+            fds.iter().map(|f| (f.to_string(), secret())).collect();
+        let metadata =
+            serde_json::Map::from_iter([("fds".to_string(), serde_json::json!(secrets))]);
+        let session = Arc::new(Session {
+            secrets,
+            sockets: Mutex::new(HashMap::new()),
+            arrived: tokio::sync::Notify::new(),
+        });
+        (session, metadata)
+    }
+
+    /// Waits (up to [`CONNECT_DEADLINE`]) until every data stream (all but `control`, which is
+    /// optional: pylxd never opens it) is connected, and takes them.
+    pub(crate) async fn data_streams(&self) -> incus_core::Result<HashMap<String, WebSocket>> {
+        let required = self.secrets.keys().filter(|k| *k != "control").count();
+        let deadline = tokio::time::Instant::now() + CONNECT_DEADLINE;
+        loop {
+            // Register interest before looking, so an arrival in between is not missed.
+            let arrived = self.arrived.notified();
+            let connected = self
+                .sockets
+                .lock()
+                .map(|m| m.keys().filter(|k| *k != "control").count())
+                .unwrap_or(0);
+            if connected == required {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                return Err(Error::new(
+                    incus_core::ErrorKind::Cancelled,
+                    "The client did not connect every stream in time",
+                ));
+            }
+        }
+        Ok(self
+            .sockets
+            .lock()
+            .map(|mut m| {
+                let keys: Vec<String> = m.keys().filter(|k| *k != "control").cloned().collect();
+                keys.into_iter()
+                    .filter_map(|k| m.remove(&k).map(|v| (k, v)))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// The `control` stream, whenever it arrives.
+    pub(crate) async fn control(&self) -> WebSocket {
+        loop {
+            let arrived = self.arrived.notified();
+            if let Some(ws) = self
+                .sockets
+                .lock()
+                .ok()
+                .and_then(|mut m| m.remove("control"))
+            {
+                return ws;
+            }
+            arrived.await;
+        }
+    }
+}
+
 fn secret() -> String {
     format!(
         "{}{}",
@@ -115,13 +182,7 @@ pub(crate) async fn exec(st: St, q: Q, Path(name): Path<String>, body: Bytes) ->
     } else {
         &["0", "1", "2", "control"]
     };
-    let secrets: BTreeMap<String, String> = fds.iter().map(|f| (f.to_string(), secret())).collect();
-    let session = Arc::new(Session {
-        secrets: secrets.clone(),
-        sockets: Mutex::new(HashMap::new()),
-        arrived: tokio::sync::Notify::new(),
-    });
-    let metadata = serde_json::Map::from_iter([("fds".to_string(), serde_json::json!(secrets))]);
+    let (session, metadata) = Session::new(fds);
     let daemon: Arc<Daemon> = st.0.clone();
     let sess = session.clone();
     let op = st.host.spawn_operation(
@@ -190,39 +251,7 @@ async fn run_session(
     req: &api::InstanceExecPost,
     sess: Arc<Session>,
 ) -> incus_core::Result<i32> {
-    // The data streams must all be there before the command starts; `control` is optional
-    // (pylxd never opens it) and is attached whenever it arrives.
-    let required = sess.secrets.keys().filter(|k| *k != "control").count();
-    let deadline = tokio::time::Instant::now() + CONNECT_DEADLINE;
-    loop {
-        let connected = sess
-            .sockets
-            .lock()
-            .map(|m| m.keys().filter(|k| *k != "control").count())
-            .unwrap_or(0);
-        if connected == required {
-            break;
-        }
-        if tokio::time::timeout_at(deadline, sess.arrived.notified())
-            .await
-            .is_err()
-        {
-            return Err(Error::new(
-                incus_core::ErrorKind::Cancelled,
-                "The client did not connect every stream in time",
-            ));
-        }
-    }
-    let mut sockets: HashMap<String, WebSocket> = sess
-        .sockets
-        .lock()
-        .map(|mut m| {
-            let keys: Vec<String> = m.keys().filter(|k| *k != "control").cloned().collect();
-            keys.into_iter()
-                .filter_map(|k| m.remove(&k).map(|v| (k, v)))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut sockets = sess.data_streams().await?;
     let mut proc = host.exec(p, name, req).await?;
     let ws0 = sockets.remove("0");
     let mut pumps = Vec::new();
@@ -273,20 +302,7 @@ async fn run_session(
         let c = control.clone();
         let sess = sess.clone();
         pumps.push(tokio::spawn(async move {
-            let ws = loop {
-                // Register interest before looking, so an arrival in between is not missed.
-                let arrived = sess.arrived.notified();
-                if let Some(ws) = sess
-                    .sockets
-                    .lock()
-                    .ok()
-                    .and_then(|mut m| m.remove("control"))
-                {
-                    break ws;
-                }
-                arrived.await;
-            };
-            let (_tx, mut rx) = ws.split();
+            let (_tx, mut rx) = sess.control().await.split();
             while let Some(Ok(msg)) = rx.next().await {
                 let Message::Text(t) = msg else {
                     if matches!(msg, Message::Close(_)) {

@@ -202,11 +202,6 @@ pub(crate) async fn set_state(st: St, q: Q, Path(name): Path<String>, body: Byte
     operation(&op)
 }
 
-pub(crate) async fn console(st: St, q: Q, Path(name): Path<String>) -> ApiResult {
-    let log = st.host.console_log(&project(&q), &name)?;
-    Ok(crate::response::raw(log))
-}
-
 pub(crate) async fn snapshots(st: St, q: Q, Path(name): Path<String>) -> ApiResult {
     let p = project(&q);
     let snaps = st.host.list_snapshots(&p, &name)?;

@@ -1,5 +1,6 @@
 //! Route table and the small helpers every handler shares.
 
+mod console;
 pub(crate) mod exec;
 mod files;
 mod images;
@@ -82,7 +83,12 @@ pub(crate) fn router() -> Router<Arc<Daemon>> {
             "/1.0/instances/{name}/exec",
             axum::routing::post(exec::exec),
         )
-        .route("/1.0/instances/{name}/console", get(instances::console))
+        .route(
+            "/1.0/instances/{name}/console",
+            get(console::log)
+                .post(console::attach)
+                .delete(console::clear),
+        )
         .route("/1.0/instances/{name}/logs", get(instances::logs))
         .route("/1.0/instances/{name}/logs/{file}", get(instances::log))
         .route(
@@ -183,6 +189,18 @@ pub(crate) fn router() -> Router<Arc<Daemon>> {
                 .put(misc::put_pool)
                 .patch(misc::patch_pool)
                 .delete(misc::delete_pool),
+        )
+        .route(
+            "/1.0/storage-pools/{name}/volumes",
+            get(misc::volumes).post(misc::create_volume),
+        )
+        .route(
+            "/1.0/storage-pools/{name}/volumes/{type}",
+            get(misc::volumes).post(misc::create_volume),
+        )
+        .route(
+            "/1.0/storage-pools/{pool}/volumes/{type}/{vol}",
+            get(misc::volume),
         )
         .route("/internal/ready", get(misc::ready))
         .fallback(server::not_found)

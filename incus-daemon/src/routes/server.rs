@@ -32,6 +32,7 @@ pub const EXTENSIONS: &[&str] = &[
     "container_exec_recording",
     "resources",
     "resources_v2",
+    "console",
 ];
 
 pub(crate) async fn root() -> ApiResult {

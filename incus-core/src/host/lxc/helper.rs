@@ -13,6 +13,9 @@
 //!   command in the container on the helper's own stdin/stdout/stderr, writes the command's
 //!   host pid and a newline to fd 3 when `INCUS_HELPER_PIDFD=3`, and exits with the command's
 //!   status (128 + signal when killed).
+//! - `console LXCPATH NAME CONFIG LOGFILE` allocates the console (liblxc's proxy pty) and sends
+//!   two descriptors over its stdout, which must be a unix socket: the pty's controller side
+//!   and the connection that keeps the console allocated (closing it frees the console).
 //!
 //! Errors go to stderr as one line, with exit status 1 (2 for usage errors).
 
@@ -156,8 +159,36 @@ fn run(args: &[String]) -> Result<i32, String> {
             }
         }
         "attach" => attach(&cont, rest),
+        "console" => console(&cont),
         other => Err(format!("unknown helper action {other:?}")),
     }
+}
+
+fn console(cont: &Container) -> Result<i32, String> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let mut ttynum: std::os::raw::c_int = 0;
+    let mut ptx: std::os::raw::c_int = -1;
+    let keep = lxc_call!(cont, console_getfd, &mut ttynum, &mut ptx);
+    if keep < 0 || ptx < 0 {
+        return Err("Failed to attach to the console (is it already attached?)".into());
+    }
+    // SAFETY: liblxc returned these two open descriptors for the caller to own.
+    let (keep, ptx) = unsafe { (OwnedFd::from_raw_fd(keep), OwnedFd::from_raw_fd(ptx)) };
+    let fds = [
+        std::os::fd::AsRawFd::as_raw_fd(&ptx),
+        std::os::fd::AsRawFd::as_raw_fd(&keep),
+    ];
+    let iov = [std::io::IoSlice::new(b"console\n")];
+    sendmsg::<()>(
+        1,
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .map_err(|e| format!("Failed to hand over the console: {e}"))?;
+    Ok(0)
 }
 
 fn attach(cont: &Container, rest: &[String]) -> Result<i32, String> {

@@ -11,8 +11,8 @@ pub(crate) mod ffi;
 pub mod helper;
 
 use crate::drivers::{
-    ExecControl, ExecProcess, ExecRequest, ExecStdio, InstanceDriver, InstanceDriverInfo,
-    InstanceSpec, PowerState,
+    ConsoleAttach, ConsoleControl, ExecControl, ExecProcess, ExecRequest, ExecStdio,
+    InstanceDriver, InstanceDriverInfo, InstanceSpec, PowerState,
 };
 use crate::error::{Error, Result};
 use crate::host::cgroup;
@@ -83,6 +83,18 @@ impl LxcDriver {
         spec: &InstanceSpec,
         extra: &[String],
     ) -> Result<(i32, String)> {
+        self.run_helper_to(action, spec, extra, Stdio::piped())
+            .await
+    }
+
+    /// [`Self::run_helper`] with the helper's stdout connected to `stdout`.
+    async fn run_helper_to(
+        &self,
+        action: &str,
+        spec: &InstanceSpec,
+        extra: &[String],
+        stdout: Stdio,
+    ) -> Result<(i32, String)> {
         let mut args = self.base_args(action, spec);
         args.extend(extra.iter().cloned());
         // Every helper call has a deadline: a wedged liblxc call must not hang the engine.
@@ -95,7 +107,7 @@ impl LxcDriver {
         let child = Command::new(&self.helper)
             .args(&args)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
+            .stdout(stdout)
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
@@ -344,6 +356,10 @@ impl InstanceDriver for LxcDriver {
         }
     }
 
+    async fn console(&self, spec: &InstanceSpec) -> Result<ConsoleAttach> {
+        self.attach_console(spec).await
+    }
+
     async fn exec(&self, spec: &InstanceSpec, req: ExecRequest) -> Result<ExecProcess> {
         if req.command.is_empty() {
             return Err(Error::invalid("No command given"));
@@ -456,6 +472,34 @@ impl InstanceDriver for LxcDriver {
     }
 }
 
+impl LxcDriver {
+    /// The `console` action: the helper allocates the console and passes it back over a
+    /// socket pair.
+    async fn attach_console(&self, spec: &InstanceSpec) -> Result<ConsoleAttach> {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()
+            .map_err(|e| Error::internal(format!("socketpair: {e}")))?;
+        self.run_helper_to("console", spec, &[], Stdio::from(OwnedFd::from(theirs)))
+            .await
+            .map_err(|e| Error::busy(e.message()))?;
+        // The helper has exited: its message is already queued, so this does not block.
+        let (ptx, keep) = receive_console_fds(&ours)?;
+        let file = |fd: &OwnedFd| -> Result<tokio::fs::File> {
+            let f = fd
+                .try_clone()
+                .map_err(|e| Error::internal(format!("dup: {e}")))?;
+            Ok(tokio::fs::File::from_std(std::fs::File::from(f)))
+        };
+        Ok(ConsoleAttach {
+            input: Box::pin(file(&ptx)?),
+            output: Box::pin(PtyReader(file(&ptx)?)),
+            control: Box::new(LxcConsole {
+                ptx,
+                _allocation: keep,
+            }),
+        })
+    }
+}
+
 /// Reads a pty master, turning the EIO that follows the last close of the slave into EOF.
 struct PtyReader(tokio::fs::File);
 
@@ -495,21 +539,7 @@ impl ExecControl for LxcExec {
             .master
             .as_ref()
             .ok_or_else(|| Error::invalid("Not an interactive command"))?;
-        let ws = libc::winsize {
-            ws_row: rows,
-            ws_col: cols,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: TIOCSWINSZ reads a valid winsize from our stack into the pty we own.
-        let r = unsafe { libc::ioctl(m.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
-        if r < 0 {
-            return Err(Error::internal(format!(
-                "resize: {}",
-                std::io::Error::last_os_error()
-            )));
-        }
-        Ok(())
+        set_window_size(m, cols, rows)
     }
 
     async fn wait(&mut self) -> Result<i32> {
@@ -521,6 +551,63 @@ impl ExecControl for LxcExec {
             .map_err(|e| Error::internal(format!("wait: {e}")))?;
         self.pid = None;
         Ok(st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0)))
+    }
+}
+
+/// Sets a terminal's window size.
+fn set_window_size(fd: &OwnedFd, cols: u16, rows: u16) -> Result<()> {
+    let size = rustix::termios::Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    rustix::termios::tcsetwinsize(fd, size).map_err(|e| Error::internal(format!("resize: {e}")))
+}
+
+/// An attached console: the pty's controller side and liblxc's allocation.
+struct LxcConsole {
+    ptx: OwnedFd,
+    _allocation: OwnedFd,
+}
+
+impl ConsoleControl for LxcConsole {
+    fn resize(&self, cols: u16, rows: u16) -> Result<()> {
+        set_window_size(&self.ptx, cols, rows)
+    }
+}
+
+/// Receives the two descriptors the helper's `console` action sends.
+fn receive_console_fds(sock: &std::os::unix::net::UnixStream) -> Result<(OwnedFd, OwnedFd)> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    use std::os::fd::FromRawFd;
+    let mut buf = [0u8; 16];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 2]);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|e| Error::internal(format!("console hand-over: {e}")))?;
+    let mut fds = Vec::new();
+    for c in msg
+        .cmsgs()
+        .map_err(|e| Error::internal(format!("console hand-over: {e}")))?
+    {
+        if let ControlMessageOwned::ScmRights(got) = c {
+            // SAFETY: descriptors received with SCM_RIGHTS are new and ours to own.
+            fds.extend(
+                got.into_iter()
+                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+            );
+        }
+    }
+    let mut fds = fds.into_iter();
+    match (fds.next(), fds.next()) {
+        (Some(ptx), Some(keep)) => Ok((ptx, keep)),
+        _ => Err(Error::internal("liblxc helper sent no console")),
     }
 }
 

@@ -1,0 +1,79 @@
+//! Storage volumes as the API lists them. Volumes are not recorded on their own yet: an
+//! instance's root volume and a pool's unpacked images are what exist (custom volumes come
+//! with the storage work), so the list is derived from the instances and images.
+
+use super::db::Table;
+use super::instances::instance_pool;
+use super::{Host, instance_url, with_project};
+use crate::api;
+use crate::drivers::{Volume, VolumeType};
+use crate::error::{Error, Result};
+
+impl Host {
+    /// The volumes of `pool` seen from `project`: the root volumes of the project's instances
+    /// on that pool (`container`) and the images unpacked in the pool (`image`).
+    pub async fn list_storage_volumes(
+        &self,
+        project: &str,
+        pool: &str,
+    ) -> Result<Vec<api::StorageVolume>> {
+        let driver = self.pool_driver(pool)?;
+        let mut out = Vec::new();
+        for (p, inst) in self
+            .inner
+            .db
+            .list::<api::Instance>(Table::Instances, Some(project))?
+        {
+            if instance_pool(&inst) != pool {
+                continue;
+            }
+            out.push(api::StorageVolume {
+                name: inst.name.clone(),
+                kind: VolumeType::Container.api_name().into(),
+                used_by: vec![instance_url(&p, &inst.name)],
+                project: p,
+                created_at: inst.created_at,
+                ..Default::default()
+            });
+        }
+        let image_project = self.feature_project(project, "features.images");
+        for image in self.list_images(&image_project)? {
+            let vol = Volume::new(VolumeType::Image, image.fingerprint.clone());
+            if driver.has_volume(&vol).await? {
+                out.push(api::StorageVolume {
+                    used_by: vec![with_project(
+                        &format!("/1.0/images/{}", image.fingerprint),
+                        &image_project,
+                    )],
+                    name: image.fingerprint,
+                    kind: VolumeType::Image.api_name().into(),
+                    project: image_project.clone(),
+                    created_at: image.uploaded_at,
+                    ..Default::default()
+                });
+            }
+        }
+        out.sort_by(|a, b| (&a.kind, &a.name).cmp(&(&b.kind, &b.name)));
+        Ok(out)
+    }
+
+    /// One volume of `pool` by type (`container`, `image`, `custom`) and name.
+    pub async fn get_storage_volume(
+        &self,
+        project: &str,
+        pool: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<api::StorageVolume> {
+        if !matches!(kind, "container" | "virtual-machine" | "image" | "custom") {
+            return Err(Error::invalid(format!(
+                "Invalid storage volume type {kind:?}"
+            )));
+        }
+        self.list_storage_volumes(project, pool)
+            .await?
+            .into_iter()
+            .find(|v| v.kind == kind && v.name == name)
+            .ok_or_else(|| Error::not_found(format!("Storage volume {kind}/{name} not found")))
+    }
+}
