@@ -27,6 +27,11 @@ impl ProgressLine {
         }
     }
 
+    /// Whether anything is drawn.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// Shows `label: P% (rate)` for `done` of `total` bytes.
     pub fn transfer(&self, label: &str, done: u64, total: u64) {
         if !self.enabled {
@@ -48,6 +53,20 @@ impl ProgressLine {
         *shown = (text.len(), Some(now));
     }
 
+    /// Shows `text` as it is (an operation's progress message).
+    pub fn text(&self, text: &str) {
+        if !self.enabled {
+            return;
+        }
+        let Ok(mut shown) = self.shown.lock() else {
+            return;
+        };
+        let pad = shown.0.saturating_sub(text.chars().count());
+        print!("\r{text}{}", " ".repeat(pad));
+        let _ = std::io::stdout().flush();
+        *shown = (text.chars().count(), Some(Instant::now()));
+    }
+
     /// Erases the line.
     pub fn done(&self) {
         if !self.enabled {
@@ -65,14 +84,10 @@ impl ProgressLine {
 
 /// A transfer rate as Incus prints it (decimal units).
 fn rate(bytes_per_sec: f64) -> String {
-    let units = ["B/s", "kB/s", "MB/s", "GB/s", "TB/s"];
-    let mut v = bytes_per_sec;
-    let mut i = 0;
-    while v >= 1000.0 && i + 1 < units.len() {
-        v /= 1000.0;
-        i += 1;
-    }
-    format!("{v:.2}{}", units[i])
+    format!(
+        "{}/s",
+        incus_core::config::byte_size_string(bytes_per_sec as u64)
+    )
 }
 
 #[cfg(test)]
@@ -81,7 +96,7 @@ mod tests {
 
     #[test]
     fn rates() {
-        assert_eq!(rate(999.0), "999.00B/s");
+        assert_eq!(rate(999.0), "999B/s");
         assert_eq!(rate(12_300_000.0), "12.30MB/s");
         assert_eq!(rate(2.5e9), "2.50GB/s");
     }

@@ -47,18 +47,7 @@ impl Env {
             .spawn()
             .expect("start incusd");
         let images = std::env::temp_dir().join(format!("incus-cli-images-{}", std::process::id()));
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/images/mk-busybox-image.sh");
-        let out = Command::new("bash")
-            .arg(script)
-            .arg(&images)
-            .output()
-            .expect("image builder");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        incus_tests::build_busybox_images(&images);
         Env {
             daemon,
             dir,

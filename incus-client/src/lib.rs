@@ -22,9 +22,13 @@
 mod console;
 mod exec;
 mod files;
+mod objects;
 
 pub use console::ConsoleIo;
 pub use exec::{ExecArgs, ExecIo};
+
+/// An operation progress callback: the text of its `*_progress` metadata.
+pub type ProgressText = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
 
 /// An upload progress callback: `(bytes sent, bytes in all)`.
 pub type Progress = std::sync::Arc<dyn Fn(u64, u64) + Send + Sync>;
@@ -290,6 +294,57 @@ impl Client {
         Ok(())
     }
 
+    /// [`Client::create_instance`], passing the text of the operation's progress metadata
+    /// (`create_instance_from_image_unpack_progress`: "Unpacking image: 45% (12.30MB/s)") to
+    /// `progress` as it changes.
+    pub async fn create_instance_with_progress(
+        &self,
+        req: &api::InstancesPost,
+        progress: ProgressText,
+    ) -> Result<()> {
+        // Listen first, so no update is missed.
+        let mut events = self.events("/1.0/events?type=operation").await?;
+        let v = serde_json::to_value(req).map_err(|e| Error::invalid(e.to_string()))?;
+        let r = self
+            .request("POST", "/1.0/instances", Some(&v), None)
+            .await?;
+        if r.raw.kind != "async" {
+            return Ok(());
+        }
+        let id = r
+            .raw
+            .operation
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        // Until the operation's last event (events come in order: every progress update
+        // precedes it).
+        let watch = async {
+            while let Some(Ok(ev)) = events.next().await {
+                let op = &ev["metadata"];
+                if op["id"].as_str() != Some(id.as_str()) {
+                    continue;
+                }
+                if let Some(meta) = op["metadata"].as_object() {
+                    for (k, v) in meta {
+                        if let (true, Some(text)) = (k.ends_with("_progress"), v.as_str()) {
+                            progress(text);
+                        }
+                    }
+                }
+                if op["status"].as_str() != Some("Running") {
+                    break;
+                }
+            }
+        };
+        let (r, _) = tokio::join!(
+            self.wait_operation(&id),
+            tokio::time::timeout(std::time::Duration::from_secs(2), watch)
+        );
+        r.map(|_| ())
+    }
+
     /// Replaces an instance's configuration (`PUT`, with `If-Match` when `etag` is given).
     pub async fn update_instance(
         &self,
@@ -542,6 +597,20 @@ impl Client {
             escape(secret)
         ))
         .await
+    }
+
+    /// POSTs raw bytes (`application/octet-stream`) to `path`.
+    pub(crate) async fn post_raw(&self, path: &str, body: Vec<u8>) -> Result<()> {
+        let resp = self
+            .http
+            .post(self.url(path))
+            .header("Content-Type", "application/octet-stream")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| transport(&self.socket, e))?;
+        decode(&self.socket, resp).await?;
+        Ok(())
     }
 
     /// Opens a websocket on `path` (an operation's `/websocket?secret=` or `/1.0/events`).

@@ -161,6 +161,21 @@ pub fn parse_size(value: &str) -> std::result::Result<u64, String> {
         .ok_or_else(|| format!("{value:?} is too large"))
 }
 
+/// A byte count in decimal units as Incus prints sizes and rates: `999B`, `12.30MB`.
+pub fn byte_size_string(bytes: u64) -> String {
+    if bytes < 1000 {
+        return format!("{bytes}B");
+    }
+    let units = ["kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut v = bytes as f64 / 1000.0;
+    let mut i = 0;
+    while v >= 1000.0 && i + 1 < units.len() {
+        v /= 1000.0;
+        i += 1;
+    }
+    format!("{v:.2}{}", units[i])
+}
+
 /// A CPU limit: a number of CPUs, or an explicit set of CPU ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CpuLimit {

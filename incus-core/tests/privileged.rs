@@ -29,19 +29,7 @@ fn images() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("incus-test-images-{}", std::process::id()));
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/images/mk-busybox-image.sh");
-        let out = std::process::Command::new("bash")
-            .arg(script)
-            .arg(&dir)
-            .output()
-            .expect("run image builder");
-        assert!(
-            out.status.success(),
-            "building the busybox image failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        incus_tests::build_busybox_images(&dir);
         dir
     })
 }

@@ -156,17 +156,7 @@ impl Daemon {
 fn image_dir(test: &str) -> PathBuf {
     let dir =
         std::env::temp_dir().join(format!("incusd-test-images-{}-{test}", std::process::id()));
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/images/mk-busybox-image.sh");
-    let out = Command::new("bash")
-        .arg(script)
-        .arg(&dir)
-        .output()
-        .expect("image builder");
-    assert!(
-        out.status.success(),
-        "image build: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    incus_tests::build_busybox_images(&dir);
     dir
 }
 
@@ -1484,16 +1474,22 @@ impl OnPty {
 
     /// Waits up to 15 s for `needle` in the output.
     fn expect(&self, needle: &str) {
-        for _ in 0..300 {
-            if self.text().contains(needle) {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!(
+        assert!(
+            self.shows_within(needle, 300),
             "{needle:?} never appeared; the client printed {:?}",
             self.text()
         );
+    }
+
+    /// Whether `needle` appears in the output within `ticks` x 50 ms.
+    fn shows_within(&self, needle: &str, ticks: u32) -> bool {
+        for _ in 0..ticks {
+            if self.text().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        false
     }
 
     fn type_keys(&mut self, keys: &[u8]) {
@@ -1509,16 +1505,23 @@ impl OnPty {
         self.type_keys(b"q");
     }
 
-    /// Waits up to 15 s for the client to exit; its exit status.
-    fn wait(mut self) -> std::process::ExitStatus {
+    /// Waits up to 15 s for the client to exit; its exit status. The output stays readable.
+    fn wait_keep(&mut self) -> std::process::ExitStatus {
         for _ in 0..300 {
             if let Some(st) = self.child.try_wait().expect("wait") {
+                // Let the reader drain what the client wrote last.
+                std::thread::sleep(std::time::Duration::from_millis(100));
                 return st;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         let _ = self.child.kill();
         panic!("the client did not exit; it printed {:?}", self.text());
+    }
+
+    /// Waits up to 15 s for the client to exit; its exit status.
+    fn wait(mut self) -> std::process::ExitStatus {
+        self.wait_keep()
     }
 }
 
@@ -1569,6 +1572,15 @@ fn console_and_progress_on_a_terminal() {
         d.ok(&["image", "list"]).contains("split"),
         "split image listed"
     );
+    // Launch on a terminal shows the image unpack's progress.
+    let mut launch = OnPty::spawn(&ours, &["launch", "split", "c2"], &d);
+    assert!(launch.wait_keep().success());
+    let shown = launch.text();
+    assert!(
+        shown.contains("Unpacking image: 100% ("),
+        "no unpack progress: {shown:?}"
+    );
+    d.ok(&["delete", "-f", "c2"]);
     for (who, program) in [
         ("incus 6.0.4", Path::new("/usr/bin/incus")),
         ("ours", &ours),
@@ -1582,15 +1594,14 @@ fn console_and_progress_on_a_terminal() {
             "{who}: second attach gave {status} {body}"
         );
         let mark = format!("console-mark-{}", who.len());
-        d.ok(&[
-            "exec",
-            "c1",
-            "--",
-            "sh",
-            "-c",
-            &format!("echo {mark} > /dev/console"),
-        ]);
-        con.expect(&mark);
+        // Written again each second until it shows: the client may print its banner before
+        // its attach is done (a mark written before then reaches only the console log).
+        let write_mark = format!("echo {mark} > /dev/console");
+        let shown = (0..15).any(|_| {
+            d.ok(&["exec", "c1", "--", "sh", "-c", &write_mark]);
+            con.shows_within(&mark, 20)
+        });
+        assert!(shown, "{who}: {mark} never shown: {:?}", con.text());
         con.detach();
         let st = con.wait();
         assert!(st.success(), "{who}: console exit {st:?}");

@@ -5,6 +5,26 @@
 //! this crate holds tests that combine crates, and the scripts in this directory
 //! (`install-deps.sh`, `run-tests.sh`, `main-job.sh`, `images/mk-busybox-image.sh`).
 
+use std::path::Path;
+
+/// Builds the busybox test images (`busybox.tar.xz`, and the split
+/// `busybox-split.meta.tar.xz` + `busybox-split.rootfs.squashfs`) into `dir` with
+/// `tests/images/mk-busybox-image.sh`. For tests: panics with the builder's output on failure.
+pub fn build_busybox_images(dir: &Path) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("images/mk-busybox-image.sh");
+    let out = std::process::Command::new("bash")
+        .arg(script)
+        .arg(dir)
+        .output()
+        .expect("run the image builder");
+    assert!(
+        out.status.success(),
+        "building the busybox images failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use incus_core::drivers::{DriverRegistry, StoragePoolSpec};

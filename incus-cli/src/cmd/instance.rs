@@ -82,7 +82,18 @@ pub async fn create(ctx: &Ctx, a: CreateArgs, start: bool) -> Result<i32, CliErr
     if !ctx.quiet {
         println!("{} {name}", if start { "Launching" } else { "Creating" });
     }
-    client.create_instance(&req).await?;
+    let line = std::sync::Arc::new(crate::progress::ProgressLine::new(ctx.quiet));
+    if line.enabled() {
+        // On a terminal: the operation's progress (image unpack) on one line.
+        let shown = line.clone();
+        let r = client
+            .create_instance_with_progress(&req, std::sync::Arc::new(move |t| shown.text(t)))
+            .await;
+        line.done();
+        r?;
+    } else {
+        client.create_instance(&req).await?;
+    }
     if !ctx.quiet && !start && a.name.is_none() {
         println!("The instance you are starting doesn't have any network attached to it.");
     }

@@ -439,7 +439,9 @@ impl Host {
                             "create_instance_from_image_unpack_progress",
                             serde_json::json!("Unpacking image"),
                         );
-                        let src = host.ensure_image_volume(&pool, &img.fingerprint).await?;
+                        let src = host
+                            .ensure_image_volume(&pool, &img.fingerprint, Some(ctx.clone()))
+                            .await?;
                         driver.create_volume_from_copy(&vol, &src, shift).await?;
                     }
                     None => {

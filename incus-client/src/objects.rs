@@ -1,0 +1,352 @@
+//! Typed methods for the named collections of the API: profiles, projects, storage pools and
+//! volumes, images and aliases, operations, networks, warnings, resources, instance logs,
+//! metadata and templates. Each is one request (waiting for the operation where the daemon
+//! answers with one).
+
+use crate::{Client, Result, escape};
+use incus_core::api;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+impl Client {
+    async fn list_all<T: DeserializeOwned>(&self, base: &str) -> Result<Vec<T>> {
+        self.get(&format!("{base}?recursion=1")).await
+    }
+
+    async fn get_named<T: DeserializeOwned>(&self, base: &str, name: &str) -> Result<(T, String)> {
+        self.get_with_etag(&format!("{base}/{}", escape(name)))
+            .await
+    }
+
+    async fn send_named<B: Serialize>(
+        &self,
+        method: &str,
+        base: &str,
+        name: &str,
+        body: &B,
+        etag: Option<&str>,
+    ) -> Result<()> {
+        self.send(method, &format!("{base}/{}", escape(name)), body, etag)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_named(&self, base: &str, name: &str) -> Result<()> {
+        self.send_empty("DELETE", &format!("{base}/{}", escape(name)))
+            .await?;
+        Ok(())
+    }
+
+    // ---- profiles ----
+
+    /// All profiles of the project.
+    pub async fn profiles(&self) -> Result<Vec<api::Profile>> {
+        self.list_all("/1.0/profiles").await
+    }
+
+    /// One profile and its ETag.
+    pub async fn profile(&self, name: &str) -> Result<(api::Profile, String)> {
+        self.get_named("/1.0/profiles", name).await
+    }
+
+    /// Creates a profile.
+    pub async fn create_profile(&self, req: &api::ProfilesPost) -> Result<()> {
+        self.send("POST", "/1.0/profiles", req, None).await?;
+        Ok(())
+    }
+
+    /// Replaces a profile's writable fields (`If-Match` when `etag` is given).
+    pub async fn update_profile(
+        &self,
+        name: &str,
+        put: &api::ProfilePut,
+        etag: Option<&str>,
+    ) -> Result<()> {
+        self.send_named("PUT", "/1.0/profiles", name, put, etag)
+            .await
+    }
+
+    /// Renames a profile (instances' references follow).
+    pub async fn rename_profile(&self, name: &str, new_name: &str) -> Result<()> {
+        let body = api::ProfilePost {
+            name: new_name.into(),
+        };
+        self.send_named("POST", "/1.0/profiles", name, &body, None)
+            .await
+    }
+
+    /// Deletes an unused profile.
+    pub async fn delete_profile(&self, name: &str) -> Result<()> {
+        self.delete_named("/1.0/profiles", name).await
+    }
+
+    // ---- projects ----
+
+    /// All projects.
+    pub async fn projects(&self) -> Result<Vec<api::Project>> {
+        self.list_all("/1.0/projects").await
+    }
+
+    /// One project and its ETag.
+    pub async fn project_info(&self, name: &str) -> Result<(api::Project, String)> {
+        self.get_named("/1.0/projects", name).await
+    }
+
+    /// Creates a project.
+    pub async fn create_project(&self, req: &api::ProjectsPost) -> Result<()> {
+        self.send("POST", "/1.0/projects", req, None).await?;
+        Ok(())
+    }
+
+    /// Replaces a project's writable fields (`If-Match` when `etag` is given).
+    pub async fn update_project(
+        &self,
+        name: &str,
+        put: &api::ProjectPut,
+        etag: Option<&str>,
+    ) -> Result<()> {
+        self.send_named("PUT", "/1.0/projects", name, put, etag)
+            .await
+    }
+
+    /// Renames an empty project.
+    pub async fn rename_project(&self, name: &str, new_name: &str) -> Result<()> {
+        let body = serde_json::json!({ "name": new_name });
+        self.send_named("POST", "/1.0/projects", name, &body, None)
+            .await
+    }
+
+    /// Deletes an empty project.
+    pub async fn delete_project(&self, name: &str) -> Result<()> {
+        self.delete_named("/1.0/projects", name).await
+    }
+
+    // ---- storage ----
+
+    /// All storage pools.
+    pub async fn storage_pools(&self) -> Result<Vec<api::StoragePool>> {
+        self.list_all("/1.0/storage-pools").await
+    }
+
+    /// One storage pool and its ETag.
+    pub async fn storage_pool(&self, name: &str) -> Result<(api::StoragePool, String)> {
+        self.get_named("/1.0/storage-pools", name).await
+    }
+
+    /// Creates a storage pool.
+    pub async fn create_storage_pool(&self, req: &api::StoragePoolsPost) -> Result<()> {
+        self.send("POST", "/1.0/storage-pools", req, None).await?;
+        Ok(())
+    }
+
+    /// Replaces a pool's writable fields (`If-Match` when `etag` is given).
+    pub async fn update_storage_pool(
+        &self,
+        name: &str,
+        put: &api::StoragePoolPut,
+        etag: Option<&str>,
+    ) -> Result<()> {
+        self.send_named("PUT", "/1.0/storage-pools", name, put, etag)
+            .await
+    }
+
+    /// Deletes an unused storage pool.
+    pub async fn delete_storage_pool(&self, name: &str) -> Result<()> {
+        self.delete_named("/1.0/storage-pools", name).await
+    }
+
+    /// The volumes of a pool.
+    pub async fn storage_volumes(&self, pool: &str) -> Result<Vec<api::StorageVolume>> {
+        self.list_all(&format!("/1.0/storage-pools/{}/volumes", escape(pool)))
+            .await
+    }
+
+    /// One volume of a pool by type (`container`, `image`, `custom`) and name.
+    pub async fn storage_volume(
+        &self,
+        pool: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<(api::StorageVolume, String)> {
+        let base = format!(
+            "/1.0/storage-pools/{}/volumes/{}",
+            escape(pool),
+            escape(kind)
+        );
+        self.get_named(&base, name).await
+    }
+
+    // ---- images ----
+
+    /// One image and its ETag.
+    pub async fn image(&self, fingerprint: &str) -> Result<(api::Image, String)> {
+        self.get_named("/1.0/images", fingerprint).await
+    }
+
+    /// Replaces an image's writable fields (`If-Match` when `etag` is given).
+    pub async fn update_image(
+        &self,
+        fingerprint: &str,
+        put: &api::ImagePut,
+        etag: Option<&str>,
+    ) -> Result<()> {
+        self.send_named("PUT", "/1.0/images", fingerprint, put, etag)
+            .await
+    }
+
+    /// Deletes an image.
+    pub async fn delete_image(&self, fingerprint: &str) -> Result<()> {
+        self.delete_named("/1.0/images", fingerprint).await
+    }
+
+    /// The image as uploaded: a unified tarball, or the multipart body of a split image.
+    pub async fn export_image(&self, fingerprint: &str) -> Result<Vec<u8>> {
+        let (_, body) = self
+            .get_raw(&format!("/1.0/images/{}/export", escape(fingerprint)))
+            .await?;
+        Ok(body)
+    }
+
+    /// All image aliases.
+    pub async fn aliases(&self) -> Result<Vec<api::ImageAliasesEntry>> {
+        self.list_all("/1.0/images/aliases").await
+    }
+
+    /// Deletes an image alias.
+    pub async fn delete_alias(&self, name: &str) -> Result<()> {
+        self.delete_named("/1.0/images/aliases", name).await
+    }
+
+    // ---- operations, networks, warnings, resources ----
+
+    /// Operations by status (`running`, `success`, ...).
+    pub async fn operations(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, Vec<api::Operation>>> {
+        self.get("/1.0/operations?recursion=1").await
+    }
+
+    /// One operation.
+    pub async fn operation(&self, id: &str) -> Result<api::Operation> {
+        self.get(&format!("/1.0/operations/{}", escape(id))).await
+    }
+
+    /// Cancels an operation.
+    pub async fn cancel_operation(&self, id: &str) -> Result<()> {
+        self.delete_named("/1.0/operations", id).await
+    }
+
+    /// The networks the server knows.
+    pub async fn networks(&self) -> Result<Vec<api::Network>> {
+        self.list_all("/1.0/networks").await
+    }
+
+    /// One network.
+    pub async fn network(&self, name: &str) -> Result<api::Network> {
+        Ok(self.get_named("/1.0/networks", name).await?.0)
+    }
+
+    /// The server's warnings.
+    pub async fn warnings(&self) -> Result<Vec<api::Warning>> {
+        self.list_all("/1.0/warnings").await
+    }
+
+    /// The host's hardware.
+    pub async fn resources(&self) -> Result<api::Resources> {
+        self.get("/1.0/resources").await
+    }
+
+    /// Replaces the server configuration (`If-Match` when `etag` is given).
+    pub async fn update_server(&self, put: &api::ServerPut, etag: Option<&str>) -> Result<()> {
+        self.send("PUT", "/1.0", put, etag).await?;
+        Ok(())
+    }
+
+    // ---- instance logs, metadata, templates ----
+
+    /// The names of an instance's log files.
+    pub async fn instance_logs(&self, name: &str) -> Result<Vec<String>> {
+        let urls: Vec<String> = self
+            .get(&format!("/1.0/instances/{}/logs", escape(name)))
+            .await?;
+        Ok(urls
+            .iter()
+            .filter_map(|u| u.rsplit('/').next().map(str::to_string))
+            .collect())
+    }
+
+    /// One log file of an instance.
+    pub async fn instance_log(&self, name: &str, file: &str) -> Result<Vec<u8>> {
+        let (_, body) = self
+            .get_raw(&format!(
+                "/1.0/instances/{}/logs/{}",
+                escape(name),
+                escape(file)
+            ))
+            .await?;
+        Ok(body)
+    }
+
+    /// An instance's `metadata.yaml` and its ETag.
+    pub async fn instance_metadata(&self, name: &str) -> Result<(api::ImageMetadata, String)> {
+        self.get_with_etag(&format!("/1.0/instances/{}/metadata", escape(name)))
+            .await
+    }
+
+    /// Replaces an instance's `metadata.yaml` (`If-Match` when `etag` is given).
+    pub async fn update_instance_metadata(
+        &self,
+        name: &str,
+        meta: &api::ImageMetadata,
+        etag: Option<&str>,
+    ) -> Result<()> {
+        self.send(
+            "PUT",
+            &format!("/1.0/instances/{}/metadata", escape(name)),
+            meta,
+            etag,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The names of an instance's template files.
+    pub async fn instance_templates(&self, name: &str) -> Result<Vec<String>> {
+        self.get(&format!(
+            "/1.0/instances/{}/metadata/templates",
+            escape(name)
+        ))
+        .await
+    }
+
+    /// One template file of an instance.
+    pub async fn instance_template(&self, name: &str, template: &str) -> Result<Vec<u8>> {
+        let (_, body) = self.get_raw(&template_path(name, template)).await?;
+        Ok(body)
+    }
+
+    /// Creates or replaces a template file of an instance.
+    pub async fn put_instance_template(
+        &self,
+        name: &str,
+        template: &str,
+        content: Vec<u8>,
+    ) -> Result<()> {
+        self.post_raw(&template_path(name, template), content).await
+    }
+
+    /// Deletes a template file of an instance.
+    pub async fn delete_instance_template(&self, name: &str, template: &str) -> Result<()> {
+        self.send_empty("DELETE", &template_path(name, template))
+            .await?;
+        Ok(())
+    }
+}
+
+fn template_path(name: &str, template: &str) -> String {
+    format!(
+        "/1.0/instances/{}/metadata/templates?path={}",
+        escape(name),
+        escape(template)
+    )
+}
