@@ -5,6 +5,7 @@ PKGS=(
   lxc liblxc1 lxc-dev     # liblxc (runtime, and the .so link the build links against)
   uidmap                  # /etc/subuid tooling for unprivileged containers
   busybox-static          # the test image is built from it
+  btrfs-progs             # the btrfs storage driver (mkfs.btrfs, btrfs)
   squashfs-tools          # unsquashfs for split images with a squashfs rootfs; mksquashfs for tests
   xz-utils tar file       # the image builder
   gcc libc6-dev pkg-config

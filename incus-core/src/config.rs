@@ -326,8 +326,14 @@ pub fn validate_device(name: &str, dev: &ConfigMap) -> Result<()> {
             if let Some(v) = dev.get("readonly") {
                 parse_bool(v).map_err(|e| Error::invalid(format!("Device {name:?}: {e}")))?;
             }
-            if dev.get("size").is_some() {
-                return bad("\"size\" is not supported on this storage driver");
+            match dev.get("size") {
+                // The root disk's quota; whether the pool can enforce it is checked by the
+                // engine, which knows the pool's driver.
+                Some(v) if path == "/" => {
+                    parse_size(v).map_err(|e| Error::invalid(format!("Device {name:?}: {e}")))?;
+                }
+                Some(_) => return bad("\"size\" applies to the root disk only"),
+                None => {}
             }
         }
         "nic" if dev.get("nictype").is_none() && dev.get("network").is_none() => {

@@ -24,11 +24,12 @@ fn enabled(test: &str) -> bool {
     }
 }
 
-/// The busybox images, built once per test binary.
+/// The busybox images, built once per test run into cargo's scratch directory for tests
+/// (`target/tmp`: nothing is left in /tmp, and a rebuild replaces the previous run's).
 fn images() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("incus-test-images-{}", std::process::id()));
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("incus-core-test-images");
         incus_tests::build_busybox_images(&dir);
         dir
     })

@@ -1658,3 +1658,127 @@ fn console_and_progress_on_a_terminal() {
     d.ok(&["delete", "c1"]);
     let _ = std::fs::remove_dir_all(&images);
 }
+
+/// A btrfs pool on a loop file through the real incus 6.0.4 client: instances as snapshots of
+/// the image subvolume, a root disk `size` quota that holds, snapshot/restore, copy, volume
+/// listing, `size` refused on a dir pool, and the pool's removal (unmounted, file gone).
+#[test]
+fn btrfs_pool_with_the_real_client() {
+    if std::env::var("INCUS_TEST_PRIVILEGED").as_deref() != Ok("1") {
+        eprintln!("SKIPPED btrfs_pool_with_the_real_client: set INCUS_TEST_PRIVILEGED=1 (as root)");
+        return;
+    }
+    let (d, images) = Daemon::with_busybox("btrfs");
+    let mount = d.dir.path().join("storage-pools/b1");
+    // Unmounted whatever happens (the daemon does not unmount pools when it stops).
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+    let _unmount = Unmount(mount.clone());
+    d.ok(&["storage", "create", "b1", "btrfs", "size=2GiB"]);
+    assert!(
+        d.ok(&["storage", "list", "--format", "csv"])
+            .contains("b1,btrfs,")
+    );
+    d.ok(&["profile", "create", "small"]);
+    d.ok(&[
+        "profile",
+        "device",
+        "add",
+        "small",
+        "root",
+        "disk",
+        "pool=b1",
+        "path=/",
+        "size=20MiB",
+    ]);
+    d.ok(&["launch", "busybox", "q1", "--profile", "small"]);
+    assert!(
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .expect("mountinfo")
+            .contains(&mount.to_string_lossy().to_string()),
+        "pool mounted"
+    );
+    // The root quota holds: 8 MiB fits, 40 MiB more does not.
+    d.ok(&[
+        "exec",
+        "q1",
+        "--",
+        "dd",
+        "if=/dev/zero",
+        "of=/root/a",
+        "bs=1M",
+        "count=8",
+        "conv=fsync",
+    ]);
+    let out = d.incus(&[
+        "exec",
+        "q1",
+        "--",
+        "dd",
+        "if=/dev/zero",
+        "of=/root/b",
+        "bs=1M",
+        "count=40",
+        "conv=fsync",
+    ]);
+    assert!(!out.status.success(), "40 MiB written past a 20 MiB quota");
+    d.ok(&["exec", "q1", "--", "rm", "-f", "/root/b"]);
+    // Snapshots are read-only subvolumes; restore brings the content back.
+    d.ok(&["exec", "q1", "--", "sh", "-c", "echo before > /root/mark"]);
+    d.ok(&["snapshot", "create", "q1", "s0"]);
+    d.ok(&["exec", "q1", "--", "sh", "-c", "echo after > /root/mark"]);
+    d.ok(&["snapshot", "restore", "q1", "s0"]);
+    assert_eq!(d.ok(&["exec", "q1", "--", "cat", "/root/mark"]), "before\n");
+    let snap = mount.join("containers-snapshots/q1/s0");
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&snap).expect("snapshot")),
+        256
+    );
+    d.ok(&["copy", "q1", "q2"]);
+    d.ok(&["start", "q2"]);
+    assert_eq!(d.ok(&["exec", "q2", "--", "cat", "/root/mark"]), "before\n");
+    let vols = d.ok(&["storage", "volume", "list", "b1", "--format", "csv"]);
+    assert!(
+        vols.contains("container,q1,") && vols.contains("container,q2,"),
+        "{vols}"
+    );
+    assert!(vols.lines().any(|l| l.starts_with("image,")), "{vols}");
+    // A dir pool cannot enforce a size: refused before anything is created.
+    d.ok(&["profile", "create", "sized-dir"]);
+    d.ok(&[
+        "profile",
+        "device",
+        "add",
+        "sized-dir",
+        "root",
+        "disk",
+        "pool=default",
+        "path=/",
+        "size=20MiB",
+    ]);
+    assert!(
+        d.fails(&["launch", "busybox", "d1", "--profile", "sized-dir"])
+            .contains("cannot be enforced")
+    );
+    assert_eq!(d.ok(&["list", "d1", "--format", "csv"]), "");
+    // Removal: instances, then the pool (unmounted, loop file removed).
+    d.ok(&["delete", "-f", "q1", "q2"]);
+    d.ok(&["profile", "delete", "small"]);
+    d.ok(&["storage", "delete", "b1"]);
+    assert!(!d.dir.path().join("disks/b1.img").exists());
+    assert!(
+        !std::fs::read_to_string("/proc/self/mountinfo")
+            .expect("mountinfo")
+            .contains(&mount.to_string_lossy().to_string()),
+        "pool unmounted"
+    );
+    let _ = std::fs::remove_dir_all(&images);
+}

@@ -6,6 +6,7 @@
 //! refused.
 
 use crate::copy::{copy_tree, disk_usage};
+use crate::layout::{self, LAYOUT};
 use async_trait::async_trait;
 use incus_core::api::ConfigMap;
 use incus_core::drivers::{
@@ -93,14 +94,7 @@ impl StorageDriver for DirDriver {
     fn validate_pool_config(&self, config: &ConfigMap) -> Result<()> {
         for (k, v) in config {
             match k.as_str() {
-                "source" => {
-                    if !v.is_empty() && !v.starts_with('/') {
-                        return Err(Error::invalid(format!(
-                            "Pool {:?}: \"source\" must be an absolute path",
-                            self.spec.name
-                        )));
-                    }
-                }
+                "source" => layout::check_source(&self.spec.name, v)?,
                 "size" | "volume.size" => {
                     return Err(Error::invalid(format!(
                         "Pool {:?}: the dir driver cannot enforce size limits on this host",
@@ -108,12 +102,7 @@ impl StorageDriver for DirDriver {
                     )));
                 }
                 _ if k.starts_with("user.") => {}
-                _ => {
-                    return Err(Error::invalid(format!(
-                        "Pool {:?}: unknown dir pool option {k:?}",
-                        self.spec.name
-                    )));
-                }
+                _ => return Err(layout::unknown_key("dir", &self.spec.name, k)),
             }
         }
         Ok(())
@@ -123,13 +112,7 @@ impl StorageDriver for DirDriver {
         let root = self.root.clone();
         let link = self.spec.mount_root.clone();
         blocking(move || {
-            for ty in [
-                "containers",
-                "containers-snapshots",
-                "images",
-                "custom",
-                "custom-snapshots",
-            ] {
+            for ty in LAYOUT {
                 let d = root.join(ty);
                 std::fs::create_dir_all(&d).map_err(|e| io(&d, e))?;
             }
@@ -158,13 +141,7 @@ impl StorageDriver for DirDriver {
             if root == link {
                 remove_tree(&root)
             } else {
-                for ty in [
-                    "containers",
-                    "containers-snapshots",
-                    "images",
-                    "custom",
-                    "custom-snapshots",
-                ] {
+                for ty in LAYOUT {
                     remove_tree(&root.join(ty))?;
                 }
                 let _ = std::fs::remove_file(&link);
@@ -231,20 +208,7 @@ impl StorageDriver for DirDriver {
         let new = Volume::new(vol.kind, new_name);
         let (from, to) = (self.volume_path(vol), self.volume_path(&new));
         let (sfrom, sto) = (self.snapshots_dir(vol), self.snapshots_dir(&new));
-        blocking(move || {
-            if to.exists() {
-                return Err(Error::already_exists(format!(
-                    "Volume {} exists",
-                    to.display()
-                )));
-            }
-            std::fs::rename(&from, &to).map_err(|e| io(&from, e))?;
-            if sfrom.exists() {
-                std::fs::rename(&sfrom, &sto).map_err(|e| io(&sfrom, e))?;
-            }
-            Ok(())
-        })
-        .await
+        blocking(move || layout::rename_volume(&from, &to, &sfrom, &sto)).await
     }
 
     async fn create_snapshot(&self, vol: &Volume, snapshot: &str) -> Result<()> {
@@ -276,16 +240,7 @@ impl StorageDriver for DirDriver {
             self.snapshot_path(vol, snapshot),
             self.snapshot_path(vol, new_name),
         );
-        blocking(move || {
-            if to.exists() {
-                return Err(Error::already_exists(format!(
-                    "Snapshot {} exists",
-                    to.display()
-                )));
-            }
-            std::fs::rename(&from, &to).map_err(|e| io(&from, e))
-        })
-        .await
+        blocking(move || layout::rename_new(&from, &to)).await
     }
 
     async fn restore_snapshot(&self, vol: &Volume, snapshot: &str) -> Result<()> {

@@ -1,7 +1,7 @@
 //! # incus-storage
 //!
-//! Storage drivers implementing [`incus_core::drivers::StorageDriver`]. This release has the
-//! `dir` driver ([`dir::DirDriver`]); btrfs, zfs and lvm come with the storage issue.
+//! Storage drivers implementing [`incus_core::drivers::StorageDriver`]: `dir`
+//! ([`dir::DirDriver`]) and `btrfs` ([`btrfs::BtrfsDriver`]); zfs and lvm come later.
 //! Register them all with [`register_all`]:
 //!
 //! ```
@@ -10,8 +10,10 @@
 //! assert!(registry.storage_drivers().contains(&"dir"));
 //! ```
 
+pub mod btrfs;
 pub mod copy;
 pub mod dir;
+pub mod layout;
 
 use incus_core::drivers::DriverRegistry;
 use std::sync::Arc;
@@ -19,4 +21,5 @@ use std::sync::Arc;
 /// Registers every storage driver of this crate in `registry`.
 pub fn register_all(registry: &mut DriverRegistry) {
     registry.add_storage("dir", |spec| Ok(Arc::new(dir::DirDriver::new(spec)?)));
+    registry.add_storage("btrfs", |spec| Ok(Arc::new(btrfs::BtrfsDriver::new(spec)?)));
 }

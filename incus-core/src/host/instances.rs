@@ -40,16 +40,24 @@ pub(crate) fn instance_pool(inst: &api::Instance) -> &str {
         .unwrap_or_default()
 }
 
-/// The pool of the root disk (`path: /`) among expanded devices.
+/// The root disk (`type: disk`, `path: /`) among expanded devices.
+fn root_disk(devices: &api::DevicesMap) -> Option<&ConfigMap> {
+    devices.values().find(|d| {
+        d.get("type").map(String::as_str) == Some("disk")
+            && d.get("path").map(String::as_str) == Some("/")
+    })
+}
+
+/// The root disk's `size` in bytes, when set.
+fn root_size(devices: &api::DevicesMap) -> Option<u64> {
+    root_disk(devices)
+        .and_then(|d| d.get("size"))
+        .and_then(|s| config::parse_size(s).ok())
+}
+
+/// The pool of the root disk among expanded devices.
 fn root_pool(devices: &api::DevicesMap) -> Option<String> {
-    devices
-        .values()
-        .find(|d| {
-            d.get("type").map(String::as_str) == Some("disk")
-                && d.get("path").map(String::as_str) == Some("/")
-        })
-        .and_then(|d| d.get("pool"))
-        .cloned()
+    root_disk(devices).and_then(|d| d.get("pool")).cloned()
 }
 
 /// The engine-owned `volatile.*` keys of a config.
@@ -329,7 +337,30 @@ impl Host {
         let (ec, ed) = config::expand(&ps, &put.config, &put.devices);
         config::validate_instance_config(&ec, true)?;
         config::validate_devices(&ed, true)?;
+        if root_size(&ed).is_some()
+            && let Some(pool) = root_pool(&ed)
+        {
+            let driver = self.pool_driver(&pool)?;
+            if !driver.info().quotas {
+                return Err(Error::invalid(format!(
+                    "The root disk's \"size\" cannot be enforced by storage pool {pool:?} (driver {})",
+                    driver.info().name
+                )));
+            }
+        }
         Ok((ec, ed))
+    }
+
+    /// Applies the root disk's `size` (none: no limit) to a new or updated instance volume.
+    async fn apply_root_size(
+        driver: &Arc<dyn crate::drivers::StorageDriver>,
+        vol: &Volume,
+        devices: &api::DevicesMap,
+    ) -> Result<()> {
+        match root_size(devices) {
+            Some(bytes) => driver.set_volume_quota(vol, bytes).await,
+            None => Ok(()),
+        }
     }
 
     /// Creates an instance (`POST /1.0/instances`). Everything is checked before the
@@ -398,6 +429,7 @@ impl Host {
         let (_, ed) = self.validate_put(project, &req.put)?;
         let pool = root_pool(&ed).ok_or_else(|| Error::invalid("No root device could be found"))?;
         self.get_storage_pool(&pool)?;
+        let root_devices = ed.clone();
 
         let mut put = req.put.clone();
         put.architecture = image
@@ -454,11 +486,14 @@ impl Host {
                         }
                     }
                 }
-                if let Err(e) = host
-                    .inner
-                    .db
-                    .insert(Table::Instances, &project_s, &name, &record)
-                {
+                let stored = match Self::apply_root_size(&driver, &vol, &root_devices).await {
+                    Ok(()) => host
+                        .inner
+                        .db
+                        .insert(Table::Instances, &project_s, &name, &record),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = stored {
                     let _ = driver.delete_volume(&vol).await;
                     return Err(e);
                 }
@@ -512,6 +547,7 @@ impl Host {
             req.put.profiles = src.put.profiles.clone();
         }
         let (ec, ed) = self.validate_put(project, &req.put)?;
+        let root_devices = ed.clone();
         let src_pool = instance_pool(&src).to_string();
         let pool = root_pool(&ed).unwrap_or_default();
         if pool != src_pool {
@@ -546,6 +582,7 @@ impl Host {
                 host.claim_volume(&project, &name, &driver, &vol).await?;
                 driver.create_volume_from_copy(&vol, &src_vol, None).await?;
                 let copied = async {
+                    Self::apply_root_size(&driver, &vol, &root_devices).await?;
                     for snap in &snapshots {
                         driver
                             .copy_snapshot(&vol, &snap.name, &src_vol, &snap.name)
@@ -1035,6 +1072,13 @@ impl Host {
             return Err(Error::invalid(
                 "Changing the root disk's pool requires moving the instance",
             ));
+        }
+        if root_size(&ed) != root_size(&current.expanded_devices) {
+            // Applied before the record changes: a refused size changes nothing.
+            let (driver, vol) = self.root_volume(&current)?;
+            driver
+                .set_volume_quota(&vol, root_size(&ed).unwrap_or(0))
+                .await?;
         }
         let mut rec: api::Instance = self.instance_row(project, name)?;
         let volatile: ConfigMap = volatile_keys(&rec.put.config);
