@@ -795,6 +795,14 @@ pub enum StorageCmd {
         /// Pool.
         name: String,
     },
+    /// Show useful information about storage pools.
+    Info {
+        /// Pool.
+        name: String,
+        /// Show the used and free space in bytes.
+        #[arg(long)]
+        bytes: bool,
+    },
     /// Create storage pools.
     Create {
         /// Pool.

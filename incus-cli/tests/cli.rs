@@ -413,6 +413,15 @@ fn everyday_commands() {
             .contains("source")
     );
     e.ok(&["storage", "unset", "default", "user.tier"]);
+    let info = e.ok(&["storage", "info", "default"]);
+    assert!(
+        info.contains("  driver: dir\n") && info.contains("  total space: "),
+        "{info}"
+    );
+    assert!(
+        info.contains("used by:\n  profiles:\n  - default\n"),
+        "{info}"
+    );
     let vols = e.ok(&["storage", "volume", "list", "default", "-f", "csv"]);
     let image = vols
         .lines()

@@ -155,6 +155,12 @@ impl Client {
         self.delete_named("/1.0/storage-pools", name).await
     }
 
+    /// Space and inodes used and available on a pool.
+    pub async fn storage_pool_resources(&self, name: &str) -> Result<api::StoragePoolResources> {
+        self.get(&format!("/1.0/storage-pools/{}/resources", escape(name)))
+            .await
+    }
+
     /// The volumes of a pool.
     pub async fn storage_volumes(&self, pool: &str) -> Result<Vec<api::StorageVolume>> {
         self.list_all(&format!("/1.0/storage-pools/{}/volumes", escape(pool)))

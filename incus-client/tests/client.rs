@@ -199,6 +199,11 @@ async fn typed_methods_against_incusd() {
     };
     c.create_storage_pool(&req).await.expect("create pool");
     assert_eq!(c.storage_pools().await.expect("pools").len(), 2);
+    let res = c.storage_pool_resources("extra").await.expect("resources");
+    assert!(
+        res.space.total > 0 && res.space.used <= res.space.total,
+        "{res:?}"
+    );
     c.delete_storage_pool("extra").await.expect("delete pool");
 
     // An instance: volumes, metadata, templates, logs, console.

@@ -1687,6 +1687,11 @@ fn btrfs_pool_with_the_real_client() {
         d.ok(&["storage", "list", "--format", "csv"])
             .contains("b1,btrfs,")
     );
+    let info = d.ok(&["storage", "info", "b1", "--bytes"]);
+    assert!(
+        info.contains("driver: btrfs") && info.contains("total space: \""),
+        "{info}"
+    );
     d.ok(&["profile", "create", "small"]);
     d.ok(&[
         "profile",

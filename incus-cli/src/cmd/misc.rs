@@ -154,6 +154,39 @@ pub async fn storage(ctx: &Ctx, cmd: StorageCmd) -> Result<i32, CliError> {
                 .await?;
             print!("{}", to_yaml(&p)?);
         }
+        StorageCmd::Info { name, bytes } => {
+            let (pool, _) = c.storage_pool(&name).await?;
+            let res: api::StoragePoolResources = c
+                .get(&format!("/1.0/storage-pools/{}/resources", escape(&name)))
+                .await?;
+            let size = |n: u64| {
+                if bytes { n.to_string() } else { iec_size(n) }
+            };
+            let mut used_by: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+            for url in &pool.used_by {
+                let (path, query) = url.split_once('?').unwrap_or((url, ""));
+                let mut parts = path.trim_start_matches("/1.0/").splitn(2, '/');
+                let (kind, item) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                let project = query.strip_prefix("project=").unwrap_or("");
+                let item = if project.is_empty() || project == "default" {
+                    item.to_string()
+                } else {
+                    format!("{item} (project: {project})")
+                };
+                used_by.entry(kind.to_string()).or_default().push(item);
+            }
+            let out = json!({
+                "info": {
+                    "description": pool.put.description,
+                    "driver": pool.driver,
+                    "name": pool.name,
+                    "space used": size(res.space.used),
+                    "total space": size(res.space.total),
+                },
+                "used by": used_by,
+            });
+            print!("{}", to_yaml(&out)?);
+        }
         StorageCmd::Create {
             name,
             driver,
@@ -181,6 +214,21 @@ pub async fn storage(ctx: &Ctx, cmd: StorageCmd) -> Result<i32, CliError> {
         }
     }
     Ok(0)
+}
+
+/// A size in binary units as Incus's `storage info` prints it (`30.30GiB`).
+fn iec_size(bytes: u64) -> String {
+    if bytes < 1024 {
+        return format!("{bytes}B");
+    }
+    let units = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut v = bytes as f64 / 1024.0;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < units.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    format!("{v:.2}{}", units[i])
 }
 
 async fn volume(c: &incus_client::Client, cmd: VolumeCmd) -> Result<i32, CliError> {

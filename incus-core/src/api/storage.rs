@@ -119,3 +119,23 @@ pub struct StorageVolumeState {
     /// Usage.
     pub usage: Option<StorageVolumeStateUsage>,
 }
+
+/// Space or inode counts of a pool (`ResourcesStoragePoolSpace`, `...Inodes`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StoragePoolUsage {
+    /// Used.
+    pub used: u64,
+    /// In all.
+    pub total: u64,
+}
+
+/// A pool's usage (`ResourcesStoragePool`, `GET /1.0/storage-pools/<name>/resources`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StoragePoolResources {
+    /// Bytes.
+    pub space: StoragePoolUsage,
+    /// Inodes.
+    pub inodes: StoragePoolUsage,
+}

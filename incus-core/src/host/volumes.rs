@@ -57,6 +57,27 @@ impl Host {
         Ok(out)
     }
 
+    /// Space and inodes used and available on the pool's filesystem (`statvfs` of its mount).
+    pub fn storage_pool_resources(&self, pool: &str) -> Result<api::StoragePoolResources> {
+        self.get_storage_pool(pool)?;
+        let path = self.inner.dir.join("storage-pools").join(pool);
+        let st = nix::sys::statvfs::statvfs(&path)
+            .map_err(|e| Error::internal(format!("{}: {e}", path.display())))?;
+        let frag = st.fragment_size();
+        let total = st.blocks() * frag;
+        let free = st.blocks_free() * frag;
+        Ok(api::StoragePoolResources {
+            space: api::StoragePoolUsage {
+                used: total.saturating_sub(free),
+                total,
+            },
+            inodes: api::StoragePoolUsage {
+                used: st.files().saturating_sub(st.files_free()),
+                total: st.files(),
+            },
+        })
+    }
+
     /// One volume of `pool` by type (`container`, `image`, `custom`) and name.
     pub async fn get_storage_volume(
         &self,

@@ -1,7 +1,9 @@
 //! `/1.0/profiles`, `/1.0/projects` and `/1.0/storage-pools`.
 
 use super::{Q, St, names_or_objects, project};
-use crate::response::{ApiError, ApiResult, check_if_match, etag, parse, sync_empty, sync_etag};
+use crate::response::{
+    ApiError, ApiResult, check_if_match, etag, parse, sync, sync_empty, sync_etag,
+};
 use axum::body::Bytes;
 use axum::extract::Path;
 use axum::http::HeaderMap;
@@ -250,6 +252,11 @@ pub(crate) async fn volume(
         .get_storage_volume(&project(&q), &pool, &kind, &name)
         .await?;
     sync_etag(&v, &etag(&v.put))
+}
+
+/// `GET /1.0/storage-pools/<pool>/resources`.
+pub(crate) async fn pool_resources(st: St, Path(name): Path<String>) -> ApiResult {
+    sync(&st.host.storage_pool_resources(&name)?)
 }
 
 /// `POST /1.0/storage-pools/<pool>/volumes[/<type>]`: custom volumes do not exist yet.

@@ -191,6 +191,10 @@ pub(crate) fn router() -> Router<Arc<Daemon>> {
                 .delete(misc::delete_pool),
         )
         .route(
+            "/1.0/storage-pools/{name}/resources",
+            get(misc::pool_resources),
+        )
+        .route(
             "/1.0/storage-pools/{name}/volumes",
             get(misc::volumes).post(misc::create_volume),
         )
