@@ -163,14 +163,22 @@ pub fn parse_size(value: &str) -> std::result::Result<u64, String> {
 
 /// A byte count in decimal units as Incus prints sizes and rates: `999B`, `12.30MB`.
 pub fn byte_size_string(bytes: u64) -> String {
-    if bytes < 1000 {
+    scaled(bytes, 1000, &["kB", "MB", "GB", "TB", "PB", "EB"])
+}
+
+/// A byte count in binary units as Incus prints pool space: `1023B`, `30.30GiB`.
+pub fn iec_size_string(bytes: u64) -> String {
+    scaled(bytes, 1024, &["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"])
+}
+
+fn scaled(bytes: u64, base: u64, units: &[&str]) -> String {
+    if bytes < base {
         return format!("{bytes}B");
     }
-    let units = ["kB", "MB", "GB", "TB", "PB", "EB"];
-    let mut v = bytes as f64 / 1000.0;
+    let mut v = bytes as f64 / base as f64;
     let mut i = 0;
-    while v >= 1000.0 && i + 1 < units.len() {
-        v /= 1000.0;
+    while v >= base as f64 && i + 1 < units.len() {
+        v /= base as f64;
         i += 1;
     }
     format!("{v:.2}{}", units[i])
@@ -425,6 +433,14 @@ pub fn validate_entity_name(what: &str, name: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_print_as_incus_prints_them() {
+        assert_eq!(byte_size_string(999), "999B");
+        assert_eq!(byte_size_string(12_300_000), "12.30MB");
+        assert_eq!(iec_size_string(1023), "1023B");
+        assert_eq!(iec_size_string(32_538_497_024), "30.30GiB");
+    }
 
     fn map(kv: &[(&str, &str)]) -> ConfigMap {
         kv.iter()

@@ -160,7 +160,11 @@ pub async fn storage(ctx: &Ctx, cmd: StorageCmd) -> Result<i32, CliError> {
                 .get(&format!("/1.0/storage-pools/{}/resources", escape(&name)))
                 .await?;
             let size = |n: u64| {
-                if bytes { n.to_string() } else { iec_size(n) }
+                if bytes {
+                    n.to_string()
+                } else {
+                    incus_core::config::iec_size_string(n)
+                }
             };
             let mut used_by: std::collections::BTreeMap<String, Vec<String>> = Default::default();
             for url in &pool.used_by {
@@ -214,21 +218,6 @@ pub async fn storage(ctx: &Ctx, cmd: StorageCmd) -> Result<i32, CliError> {
         }
     }
     Ok(0)
-}
-
-/// A size in binary units as Incus's `storage info` prints it (`30.30GiB`).
-fn iec_size(bytes: u64) -> String {
-    if bytes < 1024 {
-        return format!("{bytes}B");
-    }
-    let units = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    let mut v = bytes as f64 / 1024.0;
-    let mut i = 0;
-    while v >= 1024.0 && i + 1 < units.len() {
-        v /= 1024.0;
-        i += 1;
-    }
-    format!("{v:.2}{}", units[i])
 }
 
 async fn volume(c: &incus_client::Client, cmd: VolumeCmd) -> Result<i32, CliError> {
