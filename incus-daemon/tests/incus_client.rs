@@ -1712,30 +1712,41 @@ fn btrfs_pool_with_the_real_client() {
         "pool mounted"
     );
     // The root quota holds: 8 MiB fits, 40 MiB more does not.
-    d.ok(&[
-        "exec",
-        "q1",
-        "--",
-        "dd",
-        "if=/dev/zero",
-        "of=/root/a",
-        "bs=1M",
-        "count=8",
-        "conv=fsync",
-    ]);
-    let out = d.incus(&[
-        "exec",
-        "q1",
-        "--",
-        "dd",
-        "if=/dev/zero",
-        "of=/root/b",
-        "bs=1M",
-        "count=40",
-        "conv=fsync",
-    ]);
-    assert!(!out.status.success(), "40 MiB written past a 20 MiB quota");
+    let write_mib = |inst: &str, file: &str, mib: u32| {
+        let (of, count) = (format!("of=/root/{file}"), format!("count={mib}"));
+        d.incus(&[
+            "exec",
+            inst,
+            "--",
+            "dd",
+            "if=/dev/zero",
+            &of,
+            "bs=1M",
+            &count,
+            "conv=fsync",
+        ])
+        .status
+        .success()
+    };
+    assert!(write_mib("q1", "a", 8), "8 MiB within a 20 MiB quota");
+    assert!(
+        !write_mib("q1", "b", 40),
+        "40 MiB written past a 20 MiB quota"
+    );
     d.ok(&["exec", "q1", "--", "rm", "-f", "/root/b"]);
+    // The pool's `volume.size` is the default quota of new instances without a root `size`.
+    d.ok(&["storage", "set", "b1", "volume.size=16MiB"]);
+    d.ok(&["profile", "create", "plain"]);
+    d.ok(&[
+        "profile", "device", "add", "plain", "root", "disk", "pool=b1", "path=/",
+    ]);
+    d.ok(&["launch", "busybox", "q3", "--profile", "plain"]);
+    assert!(
+        !write_mib("q3", "b", 40),
+        "40 MiB written past the pool's 16 MiB volume.size"
+    );
+    d.ok(&["delete", "-f", "q3"]);
+    d.ok(&["profile", "delete", "plain"]);
     // Snapshots are read-only subvolumes; restore brings the content back.
     d.ok(&["exec", "q1", "--", "sh", "-c", "echo before > /root/mark"]);
     d.ok(&["snapshot", "create", "q1", "s0"]);

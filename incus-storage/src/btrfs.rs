@@ -272,20 +272,24 @@ impl BtrfsDriver {
 #[async_trait]
 impl StorageDriver for BtrfsDriver {
     fn info(&self) -> StorageDriverInfo {
-        let version = std::process::Command::new("btrfs")
-            .arg("--version")
-            .output()
-            .ok()
-            .map(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .trim()
-                    .trim_start_matches("btrfs-progs v")
-                    .to_string()
-            })
-            .unwrap_or_default();
+        // Asked once per process: `btrfs --version` does not change under us.
+        static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let version = VERSION.get_or_init(|| {
+            std::process::Command::new("btrfs")
+                .arg("--version")
+                .output()
+                .ok()
+                .map(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .trim()
+                        .trim_start_matches("btrfs-progs v")
+                        .to_string()
+                })
+                .unwrap_or_default()
+        });
         StorageDriverInfo {
             name: "btrfs",
-            version,
+            version: version.clone(),
             remote: false,
             optimized_images: true,
             quotas: true,

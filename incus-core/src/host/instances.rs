@@ -340,24 +340,33 @@ impl Host {
         if root_size(&ed).is_some()
             && let Some(pool) = root_pool(&ed)
         {
-            let driver = self.pool_driver(&pool)?;
-            if !driver.info().quotas {
+            let info = self.pool_driver(&pool)?.info();
+            if !info.quotas {
                 return Err(Error::invalid(format!(
                     "The root disk's \"size\" cannot be enforced by storage pool {pool:?} (driver {})",
-                    driver.info().name
+                    info.name
                 )));
             }
         }
         Ok((ec, ed))
     }
 
-    /// Applies the root disk's `size` (none: no limit) to a new or updated instance volume.
+    /// Applies the size limit of a new instance volume: the root disk's `size`, else the
+    /// pool's `volume.size` default (as Incus does); none sets no limit.
     async fn apply_root_size(
+        &self,
         driver: &Arc<dyn crate::drivers::StorageDriver>,
         vol: &Volume,
         devices: &api::DevicesMap,
+        pool: &str,
     ) -> Result<()> {
-        match root_size(devices) {
+        let default = || {
+            self.get_storage_pool(pool)
+                .ok()
+                .and_then(|p| p.put.config.get("volume.size").cloned())
+                .and_then(|s| config::parse_size(&s).ok())
+        };
+        match root_size(devices).or_else(default) {
             Some(bytes) => driver.set_volume_quota(vol, bytes).await,
             None => Ok(()),
         }
@@ -486,7 +495,10 @@ impl Host {
                         }
                     }
                 }
-                let stored = match Self::apply_root_size(&driver, &vol, &root_devices).await {
+                let stored = match host
+                    .apply_root_size(&driver, &vol, &root_devices, &pool)
+                    .await
+                {
                     Ok(()) => host
                         .inner
                         .db
@@ -582,7 +594,8 @@ impl Host {
                 host.claim_volume(&project, &name, &driver, &vol).await?;
                 driver.create_volume_from_copy(&vol, &src_vol, None).await?;
                 let copied = async {
-                    Self::apply_root_size(&driver, &vol, &root_devices).await?;
+                    host.apply_root_size(&driver, &vol, &root_devices, &pool)
+                        .await?;
                     for snap in &snapshots {
                         driver
                             .copy_snapshot(&vol, &snap.name, &src_vol, &snap.name)

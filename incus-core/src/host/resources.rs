@@ -127,11 +127,9 @@ pub fn memory_from(meminfo: &str) -> api::ResourcesMemory {
     }
 }
 
-/// Block devices from `block` (`/sys/block`), without loop, ram, zram and device-mapper
-/// devices.
-pub fn disks_in(block: &Path) -> api::ResourcesStorage {
-    let mut disks = Vec::new();
-    let mut names: Vec<String> = std::fs::read_dir(block)
+/// The entry names of `dir`, sorted (none when it cannot be read).
+fn sorted_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|r| {
             r.flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -139,7 +137,14 @@ pub fn disks_in(block: &Path) -> api::ResourcesStorage {
         })
         .unwrap_or_default();
     names.sort();
-    for id in names {
+    names
+}
+
+/// Block devices from `block` (`/sys/block`), without loop, ram, zram and device-mapper
+/// devices.
+pub fn disks_in(block: &Path) -> api::ResourcesStorage {
+    let mut disks = Vec::new();
+    for id in sorted_names(block) {
         if ["loop", "ram", "zram", "dm-", "nbd"]
             .iter()
             .any(|p| id.starts_with(p))
@@ -180,15 +185,7 @@ pub fn disks_in(block: &Path) -> api::ResourcesStorage {
 /// one port per interface, grouped by device.
 pub fn nics_in(net: &Path) -> api::ResourcesNetwork {
     let mut cards: BTreeMap<String, api::ResourcesNetworkCard> = BTreeMap::new();
-    let mut names: Vec<String> = std::fs::read_dir(net)
-        .map(|r| {
-            r.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    for name in names {
+    for name in sorted_names(net) {
         let d = net.join(&name);
         let Ok(dev) = std::fs::canonicalize(d.join("device")) else {
             continue;

@@ -61,6 +61,22 @@ fn patched<P: Patchable>(mut current: P, body: &Bytes) -> Result<P, crate::respo
     Ok(current)
 }
 
+/// The new writable fields of a `PUT` (the body) or a `PATCH` (the body merged into
+/// `current`), after checking `If-Match` against `current`.
+fn new_put<P: Patchable + serde::Serialize>(
+    current: P,
+    headers: &HeaderMap,
+    body: &Bytes,
+    patch: bool,
+) -> Result<P, ApiError> {
+    check_if_match(headers, &etag(&current))?;
+    if patch {
+        patched(current, body)
+    } else {
+        parse(body)
+    }
+}
+
 pub(crate) async fn profiles(st: St, q: Q) -> ApiResult {
     let list = st.host.list_profiles(&project(&q))?;
     names_or_objects(&q, list, |p| format!("/1.0/profiles/{}", p.name))
@@ -84,12 +100,7 @@ pub(crate) async fn put_profile(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
-    let p = project(&q);
-    let current = st.host.get_profile(&p, &name)?;
-    check_if_match(&headers, &etag(&current.put))?;
-    let put: api::ProfilePut = parse(&body)?;
-    st.host.update_profile(&p, &name, put)?;
-    sync_empty()
+    write_profile(&st, &project(&q), &name, &headers, &body, false)
 }
 
 pub(crate) async fn patch_profile(
@@ -99,11 +110,20 @@ pub(crate) async fn patch_profile(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
-    let p = project(&q);
-    let current = st.host.get_profile(&p, &name)?;
-    check_if_match(&headers, &etag(&current.put))?;
+    write_profile(&st, &project(&q), &name, &headers, &body, true)
+}
+
+fn write_profile(
+    st: &St,
+    p: &str,
+    name: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+    patch: bool,
+) -> ApiResult {
+    let current = st.host.get_profile(p, name)?;
     st.host
-        .update_profile(&p, &name, patched(current.put, &body)?)?;
+        .update_profile(p, name, new_put(current.put, headers, body, patch)?)?;
     sync_empty()
 }
 
@@ -146,11 +166,7 @@ pub(crate) async fn put_project(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
-    let current = st.host.get_project(&name)?;
-    check_if_match(&headers, &etag(&current.put))?;
-    let put: api::ProjectPut = parse(&body)?;
-    st.host.update_project(&name, put)?;
-    sync_empty()
+    write_project(&st, &name, &headers, &body, false)
 }
 
 pub(crate) async fn patch_project(
@@ -159,10 +175,13 @@ pub(crate) async fn patch_project(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
-    let current = st.host.get_project(&name)?;
-    check_if_match(&headers, &etag(&current.put))?;
+    write_project(&st, &name, &headers, &body, true)
+}
+
+fn write_project(st: &St, name: &str, headers: &HeaderMap, body: &Bytes, patch: bool) -> ApiResult {
+    let current = st.host.get_project(name)?;
     st.host
-        .update_project(&name, patched(current.put, &body)?)?;
+        .update_project(name, new_put(current.put, headers, body, patch)?)?;
     sync_empty()
 }
 
@@ -199,11 +218,7 @@ pub(crate) async fn put_pool(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
-    let current = st.host.get_storage_pool(&name)?;
-    check_if_match(&headers, &etag(&current.put))?;
-    let put: api::StoragePoolPut = parse(&body)?;
-    st.host.update_storage_pool(&name, put)?;
-    sync_empty()
+    write_pool(&st, &name, &headers, &body, false)
 }
 
 pub(crate) async fn patch_pool(
@@ -212,10 +227,13 @@ pub(crate) async fn patch_pool(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
-    let current = st.host.get_storage_pool(&name)?;
-    check_if_match(&headers, &etag(&current.put))?;
+    write_pool(&st, &name, &headers, &body, true)
+}
+
+fn write_pool(st: &St, name: &str, headers: &HeaderMap, body: &Bytes, patch: bool) -> ApiResult {
+    let current = st.host.get_storage_pool(name)?;
     st.host
-        .update_storage_pool(&name, patched(current.put, &body)?)?;
+        .update_storage_pool(name, new_put(current.put, headers, body, patch)?)?;
     sync_empty()
 }
 
