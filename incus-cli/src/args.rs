@@ -818,8 +818,7 @@ pub enum StorageCmd {
         /// Pool.
         name: String,
     },
-    /// Manage storage volumes (the instance and image volumes of a pool; custom volumes are
-    /// not supported yet).
+    /// Manage storage volumes.
     Volume {
         /// The subcommand.
         #[command(subcommand)]
@@ -846,8 +845,229 @@ pub enum VolumeCmd {
     Show {
         /// Pool.
         pool: String,
-        /// Volume (`[<type>/]<name>`; the type defaults to `custom`).
+        /// Volume (`[<type>/]<name>[/<snapshot>]`; the type defaults to `custom`).
         volume: String,
+    },
+    /// Show storage volume state information.
+    Info {
+        /// Pool.
+        pool: String,
+        /// Volume.
+        volume: String,
+    },
+    /// Create new custom storage volumes.
+    Create {
+        /// Pool.
+        pool: String,
+        /// Volume.
+        volume: String,
+        /// `key=value` configuration.
+        config: Vec<String>,
+        /// Content type (`filesystem`; `block` needs virtual machines, not supported yet).
+        #[arg(long = "type", default_value = "filesystem")]
+        content_type: String,
+        /// Volume description.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Delete custom storage volumes.
+    #[command(alias = "rm")]
+    Delete {
+        /// Pool.
+        pool: String,
+        /// Volume.
+        volume: String,
+    },
+    /// Get values for storage volume configuration keys.
+    Get {
+        /// Pool.
+        pool: String,
+        /// Volume.
+        volume: String,
+        /// Key.
+        key: String,
+    },
+    /// Set storage volume configuration keys.
+    Set {
+        /// Pool.
+        pool: String,
+        /// Volume.
+        volume: String,
+        /// `key value` or `key=value...`.
+        #[arg(required = true)]
+        settings: Vec<String>,
+    },
+    /// Unset storage volume configuration keys.
+    Unset {
+        /// Pool.
+        pool: String,
+        /// Volume.
+        volume: String,
+        /// Key.
+        key: String,
+    },
+    /// Edit storage volume configurations as YAML.
+    Edit {
+        /// Pool.
+        pool: String,
+        /// Volume.
+        volume: String,
+    },
+    /// Rename custom storage volumes.
+    Rename {
+        /// Pool.
+        pool: String,
+        /// Volume.
+        volume: String,
+        /// New name.
+        new_name: String,
+    },
+    /// Copy custom storage volumes (`<pool>/<volume> <pool>/<volume>`).
+    Copy {
+        /// Source `<pool>/<volume>`.
+        source: String,
+        /// Target `<pool>/<volume>`.
+        target: String,
+        /// Copy without snapshots.
+        #[arg(long)]
+        volume_only: bool,
+        /// Copy to another project.
+        #[arg(long)]
+        target_project: Option<String>,
+    },
+    /// Move custom storage volumes between pools (`<pool>/<volume> <pool>/<volume>`).
+    #[command(alias = "mv")]
+    Move {
+        /// Source `<pool>/<volume>`.
+        source: String,
+        /// Target `<pool>/<volume>`.
+        target: String,
+        /// Move to another project.
+        #[arg(long)]
+        target_project: Option<String>,
+    },
+    /// Attach new custom storage volumes to instances (`<pool> <volume> <instance>
+    /// [<device name>] <path>`).
+    Attach {
+        /// Pool.
+        pool: String,
+        /// Volume.
+        volume: String,
+        /// Instance.
+        instance: String,
+        /// `[<device name>] <path>`.
+        #[arg(num_args = 1..=2, required = true)]
+        rest: Vec<String>,
+    },
+    /// Attach new custom storage volumes to profiles.
+    AttachProfile {
+        /// Pool.
+        pool: String,
+        /// Volume.
+        volume: String,
+        /// Profile.
+        profile: String,
+        /// `[<device name>] <path>`.
+        #[arg(num_args = 1..=2, required = true)]
+        rest: Vec<String>,
+    },
+    /// Detach custom storage volumes from instances.
+    Detach {
+        /// Pool.
+        pool: String,
+        /// Volume.
+        volume: String,
+        /// Instance.
+        instance: String,
+        /// Device name (found from the volume when absent).
+        device: Option<String>,
+    },
+    /// Detach custom storage volumes from profiles.
+    DetachProfile {
+        /// Pool.
+        pool: String,
+        /// Volume.
+        volume: String,
+        /// Profile.
+        profile: String,
+        /// Device name (found from the volume when absent).
+        device: Option<String>,
+    },
+    /// Manage storage volume snapshots.
+    Snapshot {
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: VolumeSnapshotCmd,
+    },
+}
+
+/// `incus storage volume snapshot`.
+#[derive(Debug, Subcommand)]
+pub enum VolumeSnapshotCmd {
+    /// Snapshot storage volumes.
+    Create {
+        /// Pool.
+        pool: String,
+        /// Volume.
+        volume: String,
+        /// Snapshot name (from `snapshots.pattern`, else `snapN`, when absent).
+        snapshot: Option<String>,
+        /// Expiry (`2d 4H`); `snapshots.expiry` when absent.
+        #[arg(long)]
+        expiry: Option<String>,
+        /// Create without an expiry.
+        #[arg(long)]
+        no_expiry: bool,
+    },
+    /// List storage volume snapshots.
+    #[command(alias = "ls")]
+    List {
+        /// Pool.
+        pool: String,
+        /// Volume.
+        volume: String,
+        /// Format.
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Delete storage volume snapshots.
+    #[command(alias = "rm")]
+    Delete {
+        /// Pool.
+        pool: String,
+        /// Volume.
+        volume: String,
+        /// Snapshot.
+        snapshot: String,
+    },
+    /// Rename storage volume snapshots.
+    Rename {
+        /// Pool.
+        pool: String,
+        /// Volume.
+        volume: String,
+        /// Snapshot.
+        snapshot: String,
+        /// New name.
+        new_name: String,
+    },
+    /// Restore storage volume snapshots.
+    Restore {
+        /// Pool.
+        pool: String,
+        /// Volume.
+        volume: String,
+        /// Snapshot.
+        snapshot: String,
+    },
+    /// Show storage volume snapshot configurations.
+    Show {
+        /// Pool.
+        pool: String,
+        /// Volume.
+        volume: String,
+        /// Snapshot.
+        snapshot: String,
     },
 }
 

@@ -46,7 +46,11 @@ impl Env {
             .stdout(Stdio::null())
             .spawn()
             .expect("start incusd");
-        let images = std::env::temp_dir().join(format!("incus-cli-images-{}", std::process::id()));
+        // One image directory per environment: tests of this file run in parallel.
+        static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let images =
+            std::env::temp_dir().join(format!("incus-cli-images-{}-{n}", std::process::id()));
         incus_tests::build_busybox_images(&images);
         Env {
             daemon,
@@ -454,4 +458,159 @@ fn everyday_commands() {
     );
     e.ok(&["admin", "init", "--auto"]);
     assert!(e.ok(&["completion", "bash"]).contains("incus"));
+}
+
+/// `incus storage volume` on a dir pool: create, info, snapshots (create with a generated
+/// name and an expiry, list, show, rename, restore, delete), copy and move, rename, attach to
+/// a container (content reaches the host volume) and detach, get/set/unset, errors.
+#[test]
+fn storage_volume_commands() {
+    if std::env::var("INCUS_TEST_PRIVILEGED").as_deref() != Ok("1") {
+        eprintln!("SKIPPED storage_volume_commands: set INCUS_TEST_PRIVILEGED=1 (as root)");
+        return;
+    }
+    let e = Env::start();
+    e.ok(&["admin", "waitready", "--timeout", "20"]);
+    e.ok(&[
+        "image",
+        "import",
+        &e.image("busybox.tar.xz"),
+        "--alias",
+        "busybox",
+    ]);
+    let vol = e
+        .dir
+        .path()
+        .join("storage-pools/default/custom/default_data");
+    assert_eq!(
+        e.ok(&[
+            "storage",
+            "volume",
+            "create",
+            "default",
+            "data",
+            "user.a=1",
+            "--description",
+            "d"
+        ]),
+        "Storage volume data created\n"
+    );
+    assert!(vol.is_dir());
+    let info = e.ok(&["storage", "volume", "info", "default", "data"]);
+    assert!(
+        info.starts_with(
+            "Name: data\nDescription: d\nType: custom\nContent type: filesystem\nUsage: "
+        ),
+        "{info}"
+    );
+    std::fs::write(vol.join("f"), "one\n").expect("write into the volume");
+    e.ok(&["storage", "volume", "snapshot", "create", "default", "data"]);
+    e.ok(&[
+        "storage", "volume", "snapshot", "create", "default", "data", "later", "--expiry", "2d",
+    ]);
+    let snaps = e.ok(&[
+        "storage", "volume", "snapshot", "list", "default", "data", "-f", "csv",
+    ]);
+    let lines: Vec<&str> = snaps.lines().collect();
+    assert_eq!(lines.len(), 2, "{snaps}");
+    assert!(
+        lines[0].starts_with("snap0,") && lines[0].ends_with(','),
+        "{snaps}"
+    );
+    assert!(
+        lines[1].starts_with("later,") && lines[1].ends_with(" UTC"),
+        "{snaps}"
+    );
+    assert!(
+        e.ok(&[
+            "storage", "volume", "snapshot", "show", "default", "data", "snap0"
+        ])
+        .contains("name: data/snap0")
+    );
+    e.ok(&[
+        "storage", "volume", "snapshot", "rename", "default", "data", "snap0", "first",
+    ]);
+    std::fs::write(vol.join("f"), "two\n").expect("write");
+    e.ok(&[
+        "storage", "volume", "snapshot", "restore", "default", "data", "first",
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(vol.join("f")).expect("read"),
+        "one\n"
+    );
+    assert_eq!(
+        e.ok(&[
+            "storage", "volume", "snapshot", "delete", "default", "data", "later"
+        ]),
+        "Storage volume snapshot later deleted from data\n"
+    );
+    // get/set/unset.
+    e.ok(&["storage", "volume", "set", "default", "data", "user.b=2"]);
+    assert_eq!(
+        e.ok(&["storage", "volume", "get", "default", "data", "user.b"]),
+        "2\n"
+    );
+    e.ok(&["storage", "volume", "unset", "default", "data", "user.a"]);
+    assert!(
+        !e.ok(&["storage", "volume", "show", "default", "data"])
+            .contains("user.a")
+    );
+    // Copy (with its snapshot), rename, move back into a new name.
+    assert_eq!(
+        e.ok(&["storage", "volume", "copy", "default/data", "default/data2"]),
+        "Storage volume copied successfully!\n"
+    );
+    let list = e.ok(&["storage", "volume", "list", "default", "-f", "csv"]);
+    assert!(
+        list.contains("custom,data2,d,filesystem,0")
+            && list.contains("custom (snapshot),data2/first,"),
+        "{list}"
+    );
+    assert_eq!(
+        e.ok(&["storage", "volume", "rename", "default", "data2", "data3"]),
+        "Renamed storage volume from \"data2\" to \"data3\"\n"
+    );
+    e.ok(&["storage", "volume", "delete", "default", "data3"]);
+    // Attach to a container: what it writes lands in the volume.
+    e.ok(&["launch", "busybox", "c3"]);
+    e.ok(&[
+        "storage",
+        "volume",
+        "attach",
+        "default",
+        "data",
+        "c3",
+        "disk1",
+        "/srv/data",
+    ]);
+    assert!(e.ok(&["config", "device", "show", "c3"]).contains("disk1:"));
+    e.ok(&["restart", "c3", "--force"]);
+    e.ok(&["exec", "c3", "--", "sh", "-c", "echo from-c3 > /srv/data/g"]);
+    assert_eq!(
+        std::fs::read_to_string(vol.join("g")).expect("read"),
+        "from-c3\n"
+    );
+    assert!(
+        e.fails(&["storage", "volume", "delete", "default", "data"])
+            .contains("in use")
+    );
+    e.ok(&["storage", "volume", "detach", "default", "data", "c3"]);
+    assert!(!e.ok(&["config", "device", "show", "c3"]).contains("disk1:"));
+    e.fails(&["storage", "volume", "detach", "default", "data", "c3"]);
+    e.ok(&["delete", "-f", "c3"]);
+    // Errors.
+    assert!(
+        e.fails(&["storage", "volume", "create", "default", "data"])
+            .contains("already exists")
+    );
+    assert!(
+        e.fails(&["storage", "volume", "copy", "default", "x"])
+            .contains("<pool>/<volume>")
+    );
+    assert!(
+        e.fails(&["storage", "volume", "show", "default", "nope"])
+            .contains("not found")
+    );
+    e.ok(&["storage", "volume", "delete", "default", "data"]);
+    assert!(!vol.exists());
 }

@@ -182,6 +182,134 @@ impl Client {
         self.get_named(&base, name).await
     }
 
+    /// The path of a custom volume.
+    fn custom_volume_path(pool: &str, name: &str) -> String {
+        format!(
+            "/1.0/storage-pools/{}/volumes/custom/{}",
+            escape(pool),
+            escape(name)
+        )
+    }
+
+    /// Creates an empty custom volume, or a copy when `req.source` names one (waits for the
+    /// copy).
+    pub async fn create_custom_volume(
+        &self,
+        pool: &str,
+        req: &api::StorageVolumesPost,
+    ) -> Result<()> {
+        let path = format!("/1.0/storage-pools/{}/volumes/custom", escape(pool));
+        self.send("POST", &path, req, None).await?;
+        Ok(())
+    }
+
+    /// Replaces a custom volume's writable fields; with `put.restore` set, restores that
+    /// snapshot.
+    pub async fn update_custom_volume(
+        &self,
+        pool: &str,
+        name: &str,
+        put: &api::StorageVolumePut,
+        etag: Option<&str>,
+    ) -> Result<()> {
+        self.send("PUT", &Self::custom_volume_path(pool, name), put, etag)
+            .await?;
+        Ok(())
+    }
+
+    /// Renames a custom volume, or moves it when `req.pool` or `req.project` differ (waits).
+    pub async fn post_custom_volume(
+        &self,
+        pool: &str,
+        name: &str,
+        req: &api::StorageVolumePost,
+    ) -> Result<()> {
+        self.send("POST", &Self::custom_volume_path(pool, name), req, None)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes an unused custom volume and its snapshots.
+    pub async fn delete_custom_volume(&self, pool: &str, name: &str) -> Result<()> {
+        self.send_empty("DELETE", &Self::custom_volume_path(pool, name))
+            .await?;
+        Ok(())
+    }
+
+    /// Space used by a custom volume.
+    pub async fn custom_volume_state(
+        &self,
+        pool: &str,
+        name: &str,
+    ) -> Result<api::StorageVolumeState> {
+        self.get(&format!("{}/state", Self::custom_volume_path(pool, name)))
+            .await
+    }
+
+    /// Snapshots of a custom volume, oldest first.
+    pub async fn custom_volume_snapshots(
+        &self,
+        pool: &str,
+        name: &str,
+    ) -> Result<Vec<api::StorageVolumeSnapshot>> {
+        self.get(&format!(
+            "{}/snapshots?recursion=1",
+            Self::custom_volume_path(pool, name)
+        ))
+        .await
+    }
+
+    /// Snapshots a custom volume (waits).
+    pub async fn create_custom_volume_snapshot(
+        &self,
+        pool: &str,
+        name: &str,
+        req: &api::StorageVolumeSnapshotsPost,
+    ) -> Result<()> {
+        let path = format!("{}/snapshots", Self::custom_volume_path(pool, name));
+        self.send("POST", &path, req, None).await?;
+        Ok(())
+    }
+
+    /// Renames a custom volume snapshot (waits).
+    pub async fn rename_custom_volume_snapshot(
+        &self,
+        pool: &str,
+        name: &str,
+        snapshot: &str,
+        new_name: &str,
+    ) -> Result<()> {
+        let path = format!(
+            "{}/snapshots/{}",
+            Self::custom_volume_path(pool, name),
+            escape(snapshot)
+        );
+        self.send(
+            "POST",
+            &path,
+            &serde_json::json!({ "name": new_name }),
+            None,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes a custom volume snapshot (waits).
+    pub async fn delete_custom_volume_snapshot(
+        &self,
+        pool: &str,
+        name: &str,
+        snapshot: &str,
+    ) -> Result<()> {
+        let path = format!(
+            "{}/snapshots/{}",
+            Self::custom_volume_path(pool, name),
+            escape(snapshot)
+        );
+        self.send_empty("DELETE", &path).await?;
+        Ok(())
+    }
+
     // ---- images ----
 
     /// One image and its ETag.

@@ -241,6 +241,90 @@ async fn typed_methods_against_incusd() {
         .await
         .expect("volume");
     assert_eq!(vol.used_by, ["/1.0/instances/c1"]);
+    // Custom volumes: create, snapshot, rename the snapshot, restore, copy, move, state,
+    // delete.
+    let req = api::StorageVolumesPost {
+        name: "cv".into(),
+        kind: "custom".into(),
+        ..Default::default()
+    };
+    c.create_custom_volume("default", &req)
+        .await
+        .expect("create volume");
+    let snap = api::StorageVolumeSnapshotsPost {
+        name: "s0".into(),
+        expires_at: None,
+    };
+    c.create_custom_volume_snapshot("default", "cv", &snap)
+        .await
+        .expect("volume snapshot");
+    c.rename_custom_volume_snapshot("default", "cv", "s0", "s1")
+        .await
+        .expect("rename volume snapshot");
+    let snaps = c
+        .custom_volume_snapshots("default", "cv")
+        .await
+        .expect("volume snapshots");
+    assert_eq!(snaps.len(), 1);
+    assert_eq!(snaps[0].name, "cv/s1");
+    let (v, etag) = c
+        .storage_volume("default", "custom", "cv")
+        .await
+        .expect("custom volume");
+    let put = api::StorageVolumePut {
+        restore: "s1".into(),
+        ..v.put
+    };
+    c.update_custom_volume("default", "cv", &put, Some(&etag))
+        .await
+        .expect("restore");
+    let copy = api::StorageVolumesPost {
+        name: "cv2".into(),
+        kind: "custom".into(),
+        source: api::StorageVolumeSource {
+            name: "cv".into(),
+            kind: "copy".into(),
+            pool: "default".into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    c.create_custom_volume("default", &copy)
+        .await
+        .expect("copy");
+    let mv = api::StorageVolumePost {
+        name: "cv3".into(),
+        ..Default::default()
+    };
+    c.post_custom_volume("default", "cv2", &mv)
+        .await
+        .expect("rename");
+    let state = c
+        .custom_volume_state("default", "cv3")
+        .await
+        .expect("volume state");
+    assert!(state.usage.is_some());
+    let err = c
+        .delete_custom_volume("default", "nope")
+        .await
+        .expect_err("missing volume");
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    c.delete_custom_volume_snapshot("default", "cv", "s1")
+        .await
+        .expect("delete snapshot");
+    c.delete_custom_volume("default", "cv")
+        .await
+        .expect("delete");
+    c.delete_custom_volume("default", "cv3")
+        .await
+        .expect("delete");
+    assert!(
+        !c.storage_volumes("default")
+            .await
+            .expect("volumes")
+            .iter()
+            .any(|v| v.kind == "custom")
+    );
     let (mut meta, etag) = c.instance_metadata("c1").await.expect("metadata");
     meta.properties
         .insert("description".into(), "changed".into());

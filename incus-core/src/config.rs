@@ -184,6 +184,28 @@ fn scaled(bytes: u64, base: u64, units: &[&str]) -> String {
     format!("{v:.2}{}", units[i])
 }
 
+/// Parses an Incus expiry (`snapshots.expiry`): space-separated `<n><unit>` terms with units
+/// `M` (minutes), `H` (hours), `d`, `w`, `m` (months) and `y`.
+pub fn parse_expiry(s: &str) -> Result<chrono::Duration> {
+    let bad = || Error::invalid(format!("Invalid expiry {s:?}: use e.g. \"2d 4H\""));
+    let mut total = chrono::Duration::zero();
+    for term in s.split_whitespace() {
+        let (num, unit) = term.split_at(term.len().saturating_sub(1));
+        let n: i64 = num.parse().map_err(|_| bad())?;
+        let unit = match unit {
+            "M" => chrono::Duration::minutes(1),
+            "H" => chrono::Duration::hours(1),
+            "d" => chrono::Duration::days(1),
+            "w" => chrono::Duration::weeks(1),
+            "m" => chrono::Duration::days(30),
+            "y" => chrono::Duration::days(365),
+            _ => return Err(bad()),
+        };
+        total += unit * i32::try_from(n).map_err(|_| bad())?;
+    }
+    Ok(total)
+}
+
 /// A CPU limit: a number of CPUs, or an explicit set of CPU ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CpuLimit {
@@ -327,12 +349,18 @@ pub fn validate_device(name: &str, dev: &ConfigMap) -> Result<()> {
             } else if dev.get("source").is_none_or(|s| s.is_empty()) {
                 return bad("disk devices need a \"source\"");
             } else if dev.get("pool").is_some() {
-                return bad("custom volumes on pools are not supported yet");
+                // A custom volume: `source` is its name (checked against the pool by the
+                // engine).
+                if dev.get("source").is_some_and(|s| s.contains('/')) {
+                    return bad("\"source\" must name a custom volume of the pool");
+                }
             } else if dev.get("source").is_some_and(|s| !s.starts_with('/')) {
                 return bad("\"source\" must be an absolute host path");
             }
-            if let Some(v) = dev.get("readonly") {
-                parse_bool(v).map_err(|e| Error::invalid(format!("Device {name:?}: {e}")))?;
+            for k in ["readonly", "shift", "optional", "recursive"] {
+                if let Some(v) = dev.get(k) {
+                    parse_bool(v).map_err(|e| Error::invalid(format!("Device {name:?}: {e}")))?;
+                }
             }
             match dev.get("size") {
                 // The root disk's quota; whether the pool can enforce it is checked by the
@@ -433,6 +461,17 @@ pub fn validate_entity_name(what: &str, name: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expiries() {
+        assert_eq!(parse_expiry("2d").expect("2d"), chrono::Duration::days(2));
+        assert_eq!(
+            parse_expiry("1H 30M").expect("1H 30M"),
+            chrono::Duration::minutes(90)
+        );
+        assert!(parse_expiry("3x").is_err());
+        assert!(parse_expiry("d").is_err());
+    }
 
     #[test]
     fn sizes_print_as_incus_prints_them() {

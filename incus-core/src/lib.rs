@@ -24,5 +24,7 @@ pub mod filter;
 
 #[cfg(all(feature = "host", target_os = "linux"))]
 pub mod host;
+#[cfg(all(feature = "host", target_os = "linux"))]
+pub mod tree;
 
 pub use error::{Error, ErrorKind, Result};

@@ -89,6 +89,17 @@ async fn run(dir: String, group: Option<String>) -> Result<(), Box<dyn std::erro
     tokio::spawn(async move {
         let _ = auto.autostart().await;
     });
+    // Expired custom volume snapshots (`snapshots.expiry`, `expires_at`) go once a minute.
+    let pruner = host.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            if let Err(e) = pruner.prune_expired_volume_snapshots().await {
+                eprintln!("incusd: pruning expired volume snapshots: {e}");
+            }
+        }
+    });
     let daemon = incus_daemon::Daemon::new(host.clone());
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;

@@ -152,6 +152,20 @@ impl Daemon {
     }
 }
 
+/// Unmounts a pool's mount point when dropped, whatever happens (the daemon does not unmount
+/// pools when it stops).
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 /// Builds the busybox images into a directory of the calling test's own.
 fn image_dir(test: &str) -> PathBuf {
     let dir =
@@ -1670,17 +1684,6 @@ fn btrfs_pool_with_the_real_client() {
     }
     let (d, images) = Daemon::with_busybox("btrfs");
     let mount = d.dir.path().join("storage-pools/b1");
-    // Unmounted whatever happens (the daemon does not unmount pools when it stops).
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount")
-                .arg("-l")
-                .arg(&self.0)
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
     let _unmount = Unmount(mount.clone());
     d.ok(&["storage", "create", "b1", "btrfs", "size=2GiB"]);
     assert!(
@@ -1796,5 +1799,280 @@ fn btrfs_pool_with_the_real_client() {
             .contains(&mount.to_string_lossy().to_string()),
         "pool unmounted"
     );
+    let _ = std::fs::remove_dir_all(&images);
+}
+
+/// Custom volumes through the real incus 6.0.4 client, on a dir pool and a btrfs pool: create
+/// with pool defaults, show/info/list (snapshots listed as `custom (snapshot)`), set/unset,
+/// attach to a running unprivileged container (content written in the container is owned by
+/// root on the host: an idmapped mount), snapshot/restore (refused while in use by a running
+/// instance), copy and move across pools with snapshots, rename following the devices, the
+/// btrfs `size` quota holding in the container, delete refused while attached, volumes of a
+/// project kept apart, and bad requests refused with nothing changed.
+#[test]
+fn custom_volumes_with_the_real_client() {
+    if std::env::var("INCUS_TEST_PRIVILEGED").as_deref() != Ok("1") {
+        eprintln!(
+            "SKIPPED custom_volumes_with_the_real_client: set INCUS_TEST_PRIVILEGED=1 (as root)"
+        );
+        return;
+    }
+    let (d, images) = Daemon::with_busybox("volumes");
+    let pools = d.dir.path().join("storage-pools");
+    let _unmount = Unmount(pools.join("bv"));
+    d.ok(&["storage", "create", "bv", "btrfs", "size=1GiB"]);
+    let custom = |pool: &str, name: &str| pools.join(pool).join("custom").join(name);
+
+    // Create, show, set/unset, info, list.
+    assert_eq!(
+        d.ok(&["storage", "volume", "create", "default", "v1", "user.k=1"]),
+        "Storage volume v1 created\n"
+    );
+    let show = d.ok(&["storage", "volume", "show", "default", "v1"]);
+    assert!(
+        show.contains("user.k: \"1\"")
+            && show.contains("type: custom")
+            && show.contains("content_type: filesystem")
+            && show.contains("used_by: []"),
+        "{show}"
+    );
+    assert!(custom("default", "default_v1").is_dir());
+    d.ok(&["storage", "volume", "set", "default", "v1", "user.k=2"]);
+    assert_eq!(
+        d.ok(&["storage", "volume", "get", "default", "v1", "user.k"]),
+        "2\n"
+    );
+    d.ok(&["storage", "volume", "unset", "default", "v1", "user.k"]);
+    assert_eq!(
+        d.ok(&["storage", "volume", "get", "default", "v1", "user.k"]),
+        "\n"
+    );
+
+    // Attached to a running unprivileged container: written as root inside, root-owned (not
+    // shifted) on the host.
+    d.ok(&["launch", "busybox", "c1"]);
+    d.ok(&[
+        "storage", "volume", "attach", "default", "v1", "c1", "/mnt/v",
+    ]);
+    assert!(
+        d.ok(&["storage", "volume", "show", "default", "v1"])
+            .contains("- /1.0/instances/c1")
+    );
+    d.ok(&["restart", "c1", "--force"]);
+    d.ok(&["exec", "c1", "--", "sh", "-c", "echo one > /mnt/v/f"]);
+    let f = custom("default", "default_v1").join("f");
+    let md = std::fs::metadata(&f).expect("file written in the container");
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::uid(&md),
+        0,
+        "unshifted on the host"
+    );
+    assert_eq!(
+        d.ok(&["exec", "c1", "--", "stat", "-c", "%u", "/mnt/v/f"]),
+        "0\n"
+    );
+    d.ok(&[
+        "storage", "volume", "snapshot", "create", "default", "v1", "s1",
+    ]);
+    d.ok(&["exec", "c1", "--", "sh", "-c", "echo two > /mnt/v/f"]);
+    let list = d.ok(&["storage", "volume", "list", "default", "--format", "csv"]);
+    assert!(
+        list.contains("custom,v1,,filesystem,1") && list.contains("custom (snapshot),v1/s1,"),
+        "{list}"
+    );
+    let info = d.ok(&["storage", "volume", "info", "default", "v1"]);
+    assert!(
+        info.contains("Name: v1") && info.contains("Usage: ") && info.contains("| s1 "),
+        "{info}"
+    );
+    // In use by a running instance: restore, rename and delete are refused.
+    assert!(
+        d.fails(&[
+            "storage", "volume", "snapshot", "restore", "default", "v1", "s1"
+        ])
+        .contains("running")
+    );
+    assert!(
+        d.fails(&["storage", "volume", "delete", "default", "v1"])
+            .contains("in use")
+    );
+    d.ok(&["stop", "c1", "--force"]);
+    d.ok(&[
+        "storage", "volume", "snapshot", "restore", "default", "v1", "s1",
+    ]);
+    assert_eq!(std::fs::read_to_string(&f).expect("restored"), "one\n");
+    // Rename: the instance's device follows.
+    d.ok(&["storage", "volume", "rename", "default", "v1", "v2"]);
+    assert!(
+        d.ok(&["config", "device", "show", "c1"])
+            .contains("source: v2")
+    );
+    d.ok(&["start", "c1"]);
+    assert_eq!(d.ok(&["exec", "c1", "--", "cat", "/mnt/v/f"]), "one\n");
+    d.ok(&["stop", "c1", "--force"]);
+    d.ok(&["storage", "volume", "detach", "default", "v2", "c1"]);
+
+    // Copy and move across drivers, with snapshots.
+    assert!(
+        d.ok(&["storage", "volume", "copy", "default/v2", "bv/v3"])
+            .contains("copied successfully")
+    );
+    let bl = d.ok(&["storage", "volume", "list", "bv", "--format", "csv"]);
+    assert!(
+        bl.contains("custom,v3,") && bl.contains("custom (snapshot),v3/s1,"),
+        "{bl}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(custom("bv", "default_v3").join("f")).expect("copied"),
+        "one\n"
+    );
+    d.ok(&["storage", "volume", "move", "default/v2", "bv/v4"]);
+    assert!(!custom("default", "default_v2").exists());
+    assert!(
+        pools.join("bv/custom-snapshots/default_v4/s1/f").exists(),
+        "the moved snapshot"
+    );
+    d.ok(&["storage", "volume", "move", "bv/v4", "default/v5"]);
+    d.ok(&["storage", "volume", "delete", "default", "v5"]);
+
+    // A btrfs quota holds inside the container; the pool's volume.size is the default.
+    d.ok(&["storage", "set", "bv", "volume.size=12MiB"]);
+    d.ok(&["storage", "volume", "create", "bv", "q1"]);
+    assert!(
+        d.ok(&["storage", "volume", "get", "bv", "q1", "size"]) == "12MiB\n",
+        "pool default"
+    );
+    d.ok(&["storage", "volume", "set", "bv", "q1", "size=8MiB"]);
+    d.ok(&["storage", "volume", "attach", "bv", "q1", "c1", "/q"]);
+    d.ok(&["start", "c1"]);
+    let dd = d.incus(&[
+        "exec",
+        "c1",
+        "--",
+        "dd",
+        "if=/dev/zero",
+        "of=/q/big",
+        "bs=1M",
+        "count=20",
+        "conv=fsync",
+    ]);
+    assert!(!dd.status.success(), "20 MiB written into an 8 MiB volume");
+    assert!(
+        d.ok(&["storage", "volume", "info", "bv", "q1"])
+            .contains("Total: 8.00MiB")
+    );
+    d.ok(&["delete", "-f", "c1"]);
+    d.ok(&["storage", "volume", "delete", "bv", "q1"]);
+    d.ok(&["storage", "volume", "delete", "bv", "v3"]);
+
+    // A project with its own volumes does not see the default project's.
+    d.ok(&["project", "create", "p1"]);
+    d.ok(&[
+        "storage",
+        "volume",
+        "create",
+        "default",
+        "shared",
+        "--project",
+        "p1",
+    ]);
+    assert!(custom("default", "p1_shared").is_dir());
+    assert!(
+        !d.ok(&["storage", "volume", "list", "default", "--format", "csv"])
+            .contains("shared")
+    );
+    assert!(
+        d.fails(&["project", "delete", "p1"]).contains("not empty"),
+        "a project holding a volume"
+    );
+    d.ok(&[
+        "storage",
+        "volume",
+        "delete",
+        "default",
+        "shared",
+        "--project",
+        "p1",
+    ]);
+    d.ok(&["project", "delete", "p1"]);
+
+    // Expired snapshots are pruned by the daemon (at start, then once a minute); one without
+    // an expiry stays.
+    let mut d = d;
+    d.ok(&["storage", "volume", "create", "default", "ex"]);
+    let sock = d.dir.path().join("unix.socket");
+    let (code, _) = request(
+        &sock,
+        "POST",
+        "/1.0/storage-pools/default/volumes/custom/ex/snapshots",
+        r#"{"name": "old", "expires_at": "2020-01-01T00:00:00Z"}"#,
+    );
+    assert_eq!(code, 202);
+    d.ok(&[
+        "storage", "volume", "snapshot", "create", "default", "ex", "keep",
+    ]);
+    d.signal_and_restart(nix::sys::signal::Signal::SIGTERM);
+    d.ok(&["admin", "waitready", "--timeout", "20"]);
+    let mut left = String::new();
+    for _ in 0..100 {
+        left = d.ok(&[
+            "storage", "volume", "snapshot", "list", "default", "ex", "-f", "csv",
+        ]);
+        if !left.contains("old,") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!left.contains("old,") && left.contains("keep,"), "{left}");
+    assert!(
+        !pools
+            .join("default/custom-snapshots/default_ex/old")
+            .exists()
+    );
+    d.ok(&["storage", "volume", "delete", "default", "ex"]);
+
+    // Bad requests: refused, nothing made.
+    assert!(
+        d.fails(&["storage", "volume", "create", "default", "x", "bogus=1"])
+            .contains("bogus")
+    );
+    assert!(
+        d.fails(&["storage", "volume", "create", "default", "x", "size=1GiB"])
+            .contains("cannot enforce")
+    );
+    d.fails(&[
+        "storage", "volume", "create", "default", "x", "--type", "block",
+    ]);
+    d.fails(&["storage", "volume", "create", "default", ".."]);
+    d.fails(&["storage", "volume", "delete", "default", "missing"]);
+    d.ok(&["init", "busybox", "c2"]);
+    assert!(
+        d.fails(&[
+            "config",
+            "device",
+            "add",
+            "c2",
+            "v",
+            "disk",
+            "pool=default",
+            "source=nope",
+            "path=/v"
+        ])
+        .contains("not found")
+    );
+    d.ok(&["delete", "c2"]);
+    let left = d.ok(&["storage", "volume", "list", "default", "--format", "csv"]);
+    assert!(!left.contains("custom"), "{left}");
+    assert_eq!(
+        std::fs::read_dir(pools.join("default/custom"))
+            .expect("custom dir")
+            .count(),
+        0
+    );
+    // A pool holding a volume cannot be deleted.
+    d.ok(&["storage", "volume", "create", "bv", "keep"]);
+    assert!(d.fails(&["storage", "delete", "bv"]).contains("in use"));
+    d.ok(&["storage", "volume", "delete", "bv", "keep"]);
+    d.ok(&["storage", "delete", "bv"]);
     let _ = std::fs::remove_dir_all(&images);
 }

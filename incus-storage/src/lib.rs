@@ -11,9 +11,11 @@
 //! ```
 
 pub mod btrfs;
-pub mod copy;
 pub mod dir;
 pub mod layout;
+
+/// Tree copies, shifts and usage (now in `incus_core::tree`, shared with the engine).
+pub use incus_core::tree as copy;
 
 use incus_core::drivers::DriverRegistry;
 use std::sync::Arc;

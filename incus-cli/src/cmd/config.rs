@@ -61,6 +61,28 @@ impl Object {
         }
     }
 
+    /// A custom storage volume.
+    pub fn volume(client: Client, pool: &str, name: &str) -> Object {
+        Object {
+            client,
+            path: format!(
+                "/1.0/storage-pools/{}/volumes/custom/{}",
+                escape(pool),
+                escape(name)
+            ),
+            fields: PROJECT_FIELDS,
+        }
+    }
+
+    /// An instance or a profile, for attaching devices.
+    pub fn device_holder(client: Client, profile: bool, name: &str) -> Object {
+        if profile {
+            Object::profile(client, name)
+        } else {
+            Object::instance(client, name)
+        }
+    }
+
     /// `get KEY` on the object's config.
     pub async fn get_key(&self, key: &str) -> Result<(), CliError> {
         let (mut b, _) = self.get().await?;
@@ -126,7 +148,7 @@ impl Object {
         self.put(&body, &etag).await
     }
 
-    async fn show(&self) -> Result<(), CliError> {
+    pub async fn show(&self) -> Result<(), CliError> {
         let (body, _) = self.get().await?;
         print!("{}", to_yaml(&body)?);
         Ok(())

@@ -3,9 +3,7 @@
 
 use super::Ctx;
 use crate::CliError;
-use crate::args::{
-    AdminCmd, NetworkCmd, OperationCmd, ProjectCmd, RemoteCmd, StorageCmd, VolumeCmd,
-};
+use crate::args::{AdminCmd, NetworkCmd, OperationCmd, ProjectCmd, RemoteCmd, StorageCmd};
 use crate::cmd::config::{Object, key_cmd};
 use crate::conf::Remote;
 use crate::format::{render, to_yaml};
@@ -206,7 +204,7 @@ pub async fn storage(ctx: &Ctx, cmd: StorageCmd) -> Result<i32, CliError> {
             .await?;
             println!("Storage pool {name} created");
         }
-        StorageCmd::Volume { cmd } => return volume(&c, cmd).await,
+        StorageCmd::Volume { cmd } => return super::volume::volume(&c, cmd).await,
         StorageCmd::Keys(cmd) => {
             let obj = Object::pool(c, cmd.name());
             return key_cmd(obj, cmd).await;
@@ -215,47 +213,6 @@ pub async fn storage(ctx: &Ctx, cmd: StorageCmd) -> Result<i32, CliError> {
             c.send_empty("DELETE", &format!("/1.0/storage-pools/{}", escape(&name)))
                 .await?;
             println!("Storage pool {name} deleted");
-        }
-    }
-    Ok(0)
-}
-
-async fn volume(c: &incus_client::Client, cmd: VolumeCmd) -> Result<i32, CliError> {
-    match cmd {
-        VolumeCmd::List { pool, format } => {
-            let vols: Vec<api::StorageVolume> = c
-                .get(&format!(
-                    "/1.0/storage-pools/{}/volumes?recursion=1",
-                    escape(&pool)
-                ))
-                .await?;
-            let rows = vols
-                .iter()
-                .map(|v| {
-                    vec![
-                        v.kind.clone(),
-                        v.name.clone(),
-                        v.put.description.clone(),
-                        v.content_type.clone(),
-                        v.used_by.len().to_string(),
-                    ]
-                })
-                .collect();
-            let header =
-                ["TYPE", "NAME", "DESCRIPTION", "CONTENT-TYPE", "USED BY"].map(String::from);
-            print!("{}", render(format, &header, rows, &vols)?);
-        }
-        VolumeCmd::Show { pool, volume } => {
-            let (kind, name) = volume.split_once('/').unwrap_or(("custom", &volume));
-            let v: api::StorageVolume = c
-                .get(&format!(
-                    "/1.0/storage-pools/{}/volumes/{}/{}",
-                    escape(&pool),
-                    escape(kind),
-                    escape(name)
-                ))
-                .await?;
-            print!("{}", to_yaml(&v)?);
         }
     }
     Ok(0)

@@ -6,6 +6,7 @@ mod file;
 mod image;
 mod instance;
 mod misc;
+mod volume;
 
 use crate::CliError;
 use crate::args::{Cli, Cmd};

@@ -139,3 +139,109 @@ pub struct StoragePoolResources {
     /// Inodes.
     pub inodes: StoragePoolUsage,
 }
+
+/// Where a new volume's content comes from (`StorageVolumeSource`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StorageVolumeSource {
+    /// Source volume name (empty for a new empty volume).
+    pub name: String,
+    /// `copy` (or `migration`, refused).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Source pool.
+    pub pool: String,
+    /// Source project (empty: the request's project).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub project: String,
+    /// Copy without snapshots.
+    pub volume_only: bool,
+    /// Update an existing copy (refused).
+    pub refresh: bool,
+}
+
+/// Volume creation request (`StorageVolumesPost`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StorageVolumesPost {
+    /// Writable fields.
+    #[serde(flatten)]
+    pub put: StorageVolumePut,
+    /// Name.
+    pub name: String,
+    /// Volume type (`custom`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Content source (copies).
+    pub source: StorageVolumeSource,
+    /// `filesystem` (default) or `block`.
+    pub content_type: String,
+}
+
+/// Volume rename or move request (`StorageVolumePost`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StorageVolumePost {
+    /// New name.
+    pub name: String,
+    /// Target pool (a move when it differs).
+    pub pool: String,
+    /// Target project (a move when it differs).
+    pub project: String,
+    /// Migration (refused).
+    pub migration: bool,
+    /// Move without snapshots.
+    pub volume_only: bool,
+}
+
+/// A volume snapshot (`StorageVolumeSnapshot`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StorageVolumeSnapshot {
+    /// Description.
+    pub description: String,
+    /// Expiry (`null` when none).
+    pub expires_at: Option<Timestamp>,
+    /// `<volume>/<snapshot>`.
+    pub name: String,
+    /// The volume's config when the snapshot was taken.
+    #[serde(deserialize_with = "super::null_default")]
+    pub config: ConfigMap,
+    /// Content type.
+    pub content_type: String,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+
+impl Default for StorageVolumeSnapshot {
+    fn default() -> Self {
+        StorageVolumeSnapshot {
+            description: String::new(),
+            expires_at: None,
+            name: String::new(),
+            config: ConfigMap::new(),
+            content_type: "filesystem".into(),
+            created_at: zero_time(),
+        }
+    }
+}
+
+/// Volume snapshot creation request (`StorageVolumeSnapshotsPost`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StorageVolumeSnapshotsPost {
+    /// Snapshot name; generated (`snap0`, ...) when empty.
+    pub name: String,
+    /// Expiry; from `snapshots.expiry` when absent.
+    pub expires_at: Option<Timestamp>,
+}
+
+/// Writable snapshot fields (`StorageVolumeSnapshotPut`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StorageVolumeSnapshotPut {
+    /// Description.
+    pub description: String,
+    /// Expiry.
+    pub expires_at: Option<Timestamp>,
+}

@@ -29,6 +29,10 @@ pub enum Table {
     Instances,
     /// Instance snapshots per project, keyed by `instance/snapshot`.
     Snapshots,
+    /// Custom storage volumes per project, keyed by `pool/volume`.
+    Volumes,
+    /// Custom volume snapshots per project, keyed by `pool/volume/snapshot`.
+    VolumeSnapshots,
 }
 
 impl Table {
@@ -41,6 +45,8 @@ impl Table {
             Table::ImageAliases => "image_aliases",
             Table::Instances => "instances",
             Table::Snapshots => "snapshots",
+            Table::Volumes => "volumes",
+            Table::VolumeSnapshots => "volume_snapshots",
         }
     }
 }
@@ -56,6 +62,9 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE image_aliases (project TEXT NOT NULL, name TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (project, name));
      CREATE TABLE instances (project TEXT NOT NULL, name TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (project, name));
      CREATE TABLE snapshots (project TEXT NOT NULL, name TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (project, name));",
+    // 2: custom storage volumes and their snapshots.
+    "CREATE TABLE volumes (project TEXT NOT NULL, name TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (project, name));
+     CREATE TABLE volume_snapshots (project TEXT NOT NULL, name TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (project, name));",
 ];
 
 /// The database handle.
@@ -356,20 +365,26 @@ mod tests {
         drop(db);
         // Reopening at the current version takes no backup.
         let db = Db::open(t.path()).expect("reopen");
-        assert!(!t.path().join("local.db.bak.1").exists());
+        assert!(
+            !t.path()
+                .join(format!("local.db.bak.{}", MIGRATIONS.len()))
+                .exists()
+        );
         db.insert(Table::Instances, "default", "c1", &1)
             .expect("insert");
-        // A newer engine with a second migration: a backup of version 1 comes first.
-        let next = [MIGRATIONS[0], "CREATE TABLE extra (x INTEGER)"];
-        db.migrate(&next, true).expect("migrate to 2");
-        assert_eq!(db.schema_version().expect("version"), 2);
-        let backup = t.path().join("local.db.bak.1");
+        // A newer engine with one more migration: a backup of the current version first.
+        let n = MIGRATIONS.len();
+        let mut next = MIGRATIONS.to_vec();
+        next.push("CREATE TABLE extra (x INTEGER)");
+        db.migrate(&next, true).expect("migrate");
+        assert_eq!(db.schema_version().expect("version"), n + 1);
+        let backup = t.path().join(format!("local.db.bak.{n}"));
         assert!(backup.exists(), "backup before the migration");
         let old = Db {
             conn: Mutex::new(Connection::open(&backup).expect("open backup")),
             path: backup,
         };
-        assert_eq!(old.schema_version().expect("version"), 1);
+        assert_eq!(old.schema_version().expect("version"), n);
         assert_eq!(
             old.get::<i32>(Table::Instances, "default", "c1")
                 .expect("get"),
@@ -379,7 +394,7 @@ mod tests {
         drop(db);
         assert!(
             Db::open(t.path()).is_err(),
-            "schema 2 is newer than this engine"
+            "a newer schema than this engine"
         );
     }
 

@@ -152,13 +152,15 @@ impl Host {
         }
         let (driver, vol) = self.root_volume(inst)?;
         let privileged = config::is_true(&inst.expanded_config, "security.privileged");
+        let mut devices = inst.expanded_devices.clone();
+        self.resolve_volume_disks(&inst.project, &mut devices)?;
         Ok(InstanceSpec {
             name: inst.name.clone(),
             project: inst.project.clone(),
             runtime_name: vol.name.clone(),
             rootfs: driver.volume_path(&vol).join("rootfs"),
             config: inst.expanded_config.clone(),
-            devices: inst.expanded_devices.clone(),
+            devices,
             idmap: (!privileged).then_some(self.inner.idmap),
             log_dir: self.inner.dir.join("logs").join(&vol.name),
         })
@@ -337,6 +339,7 @@ impl Host {
         let (ec, ed) = config::expand(&ps, &put.config, &put.devices);
         config::validate_instance_config(&ec, true)?;
         config::validate_devices(&ed, true)?;
+        self.check_custom_volumes(project, &ed)?;
         if root_size(&ed).is_some()
             && let Some(pool) = root_pool(&ed)
         {

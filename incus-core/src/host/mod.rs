@@ -9,6 +9,7 @@
 
 pub mod archive;
 pub mod cgroup;
+mod custom_volumes;
 pub mod db;
 mod exec_record;
 mod files;
@@ -488,7 +489,8 @@ impl Host {
             .list::<api::Instance>(Table::Instances, Some(name))?
             .is_empty()
             && db.list::<api::Image>(Table::Images, Some(name))?.is_empty()
-            && db.list::<api::Profile>(Table::Profiles, Some(name))?.len() <= 1)
+            && db.list::<api::Profile>(Table::Profiles, Some(name))?.len() <= 1
+            && self.project_volume_count(name)? == 0)
     }
 
     /// Renames an empty project (as Incus, which refuses to rename one in use). Checked at
@@ -677,7 +679,7 @@ impl Host {
         crate::config::validate_entity_name("profile", &req.name)?;
         crate::config::validate_instance_config(&req.put.config, false)?;
         crate::config::validate_devices(&req.put.devices, false)?;
-        self.check_pools(&req.put.devices)?;
+        self.check_pools(project, &req.put.devices)?;
         let p = api::Profile {
             put: req.put,
             name: req.name.clone(),
@@ -703,7 +705,7 @@ impl Host {
         let mut p = self.get_profile(project, name)?;
         crate::config::validate_instance_config(&put.config, false)?;
         crate::config::validate_devices(&put.devices, false)?;
-        self.check_pools(&put.devices)?;
+        self.check_pools(project, &put.devices)?;
         p.put = put;
         p.used_by.clear();
         self.inner.db.update(Table::Profiles, project, name, &p)?;
@@ -736,13 +738,14 @@ impl Host {
         Ok(())
     }
 
-    fn check_pools(&self, devices: &api::DevicesMap) -> Result<()> {
+    /// Checks that the pools and custom volumes named by disk devices exist.
+    fn check_pools(&self, project: &str, devices: &api::DevicesMap) -> Result<()> {
         for d in devices.values() {
             if let Some(pool) = d.get("pool") {
                 self.get_storage_pool(pool)?;
             }
         }
-        Ok(())
+        self.check_custom_volumes(project, devices)
     }
 
     // ---- storage pools ----
@@ -773,6 +776,7 @@ impl Host {
                         .filter(|(_, i)| instances::instance_pool(i) == pool.name)
                         .map(|(proj, i)| instance_url(proj, &i.name)),
                 )
+                .chain(self.pool_volume_urls(&pool.name)?)
                 .collect();
             pool.status = "Created".into();
             pool.locations = vec!["none".into()];

@@ -1,6 +1,6 @@
-//! Storage volumes as the API lists them. Volumes are not recorded on their own yet: an
-//! instance's root volume and a pool's unpacked images are what exist (custom volumes come
-//! with the storage work), so the list is derived from the instances and images.
+//! Storage volumes as the API lists them: the instances' root volumes and the pool's unpacked
+//! images (derived from the instance and image records) and the custom volumes (recorded on
+//! their own, see `custom_volumes`).
 
 use super::db::Table;
 use super::instances::instance_pool;
@@ -11,7 +11,8 @@ use crate::error::{Error, Result};
 
 impl Host {
     /// The volumes of `pool` seen from `project`: the root volumes of the project's instances
-    /// on that pool (`container`) and the images unpacked in the pool (`image`).
+    /// on that pool (`container`), the images unpacked in the pool (`image`) and the custom
+    /// volumes with their snapshots (`custom`).
     pub async fn list_storage_volumes(
         &self,
         project: &str,
@@ -53,6 +54,7 @@ impl Host {
                 });
             }
         }
+        out.extend(self.list_custom_volumes(project, pool)?);
         out.sort_by(|a, b| (&a.kind, &a.name).cmp(&(&b.kind, &b.name)));
         Ok(out)
     }
@@ -90,6 +92,9 @@ impl Host {
             return Err(Error::invalid(format!(
                 "Invalid storage volume type {kind:?}"
             )));
+        }
+        if kind == "custom" {
+            return self.get_custom_volume(project, pool, name);
         }
         self.list_storage_volumes(project, pool)
             .await?

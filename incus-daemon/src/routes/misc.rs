@@ -1,4 +1,4 @@
-//! `/1.0/profiles`, `/1.0/projects` and `/1.0/storage-pools`.
+//! `/1.0/profiles`, `/1.0/projects` and `/1.0/storage-pools` (volumes: `volumes.rs`).
 
 use super::{Q, St, names_or_objects, project};
 use crate::response::{
@@ -8,12 +8,10 @@ use axum::body::Bytes;
 use axum::extract::Path;
 use axum::http::HeaderMap;
 use incus_core::api;
-use incus_core::error::Error;
-use std::collections::HashMap;
 
 /// Writable parts that PATCH merges: config keys are added or replaced, a non-empty
 /// description replaces, devices (profiles) are added or replaced.
-trait Patchable: serde::de::DeserializeOwned {
+pub(super) trait Patchable: serde::de::DeserializeOwned {
     fn config(&mut self) -> &mut api::ConfigMap;
     fn description(&mut self) -> &mut String;
     fn merge_devices(&mut self, _patch: &mut Self) {}
@@ -63,7 +61,7 @@ fn patched<P: Patchable>(mut current: P, body: &Bytes) -> Result<P, crate::respo
 
 /// The new writable fields of a `PUT` (the body) or a `PATCH` (the body merged into
 /// `current`), after checking `If-Match` against `current`.
-fn new_put<P: Patchable + serde::Serialize>(
+pub(super) fn new_put<P: Patchable + serde::Serialize>(
     current: P,
     headers: &HeaderMap,
     body: &Bytes,
@@ -242,46 +240,9 @@ pub(crate) async fn delete_pool(st: St, Path(name): Path<String>) -> ApiResult {
     sync_empty()
 }
 
-/// `GET /1.0/storage-pools/<pool>/volumes[/<type>]`.
-pub(crate) async fn volumes(
-    st: St,
-    q: Q,
-    Path(params): Path<HashMap<String, String>>,
-) -> ApiResult {
-    let pool = params.get("name").cloned().unwrap_or_default();
-    let mut list = st.host.list_storage_volumes(&project(&q), &pool).await?;
-    if let Some(kind) = params.get("type") {
-        list.retain(|v| &v.kind == kind);
-    }
-    names_or_objects(&q, list, |v| {
-        // Instance names and fingerprints need no escaping.
-        format!("/1.0/storage-pools/{pool}/volumes/{}/{}", v.kind, v.name)
-    })
-}
-
-/// `GET /1.0/storage-pools/<pool>/volumes/<type>/<name>`.
-pub(crate) async fn volume(
-    st: St,
-    q: Q,
-    Path((pool, kind, name)): Path<(String, String, String)>,
-) -> ApiResult {
-    let v = st
-        .host
-        .get_storage_volume(&project(&q), &pool, &kind, &name)
-        .await?;
-    sync_etag(&v, &etag(&v.put))
-}
-
 /// `GET /1.0/storage-pools/<pool>/resources`.
 pub(crate) async fn pool_resources(st: St, Path(name): Path<String>) -> ApiResult {
     sync(&st.host.storage_pool_resources(&name)?)
-}
-
-/// `POST /1.0/storage-pools/<pool>/volumes[/<type>]`: custom volumes do not exist yet.
-pub(crate) async fn create_volume() -> ApiResult {
-    Err(ApiError(Error::invalid(
-        "Custom storage volumes are not supported yet",
-    )))
 }
 
 /// `GET /internal/ready` (what `incus admin waitready` polls): the engine is open once the

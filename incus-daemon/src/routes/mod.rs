@@ -9,6 +9,7 @@ mod metadata;
 mod misc;
 mod operations;
 mod server;
+mod volumes;
 
 use crate::Daemon;
 use axum::Router;
@@ -196,15 +197,39 @@ pub(crate) fn router() -> Router<Arc<Daemon>> {
         )
         .route(
             "/1.0/storage-pools/{name}/volumes",
-            get(misc::volumes).post(misc::create_volume),
+            get(volumes::volumes).post(volumes::create_volume),
         )
         .route(
             "/1.0/storage-pools/{name}/volumes/{type}",
-            get(misc::volumes).post(misc::create_volume),
+            get(volumes::volumes).post(volumes::create_volume),
         )
         .route(
             "/1.0/storage-pools/{pool}/volumes/{type}/{vol}",
-            get(misc::volume),
+            get(volumes::volume)
+                .put(volumes::put_volume)
+                .patch(volumes::patch_volume)
+                .post(volumes::post_volume)
+                .delete(volumes::delete_volume),
+        )
+        .route(
+            "/1.0/storage-pools/{pool}/volumes/{type}/{vol}/state",
+            get(volumes::volume_state),
+        )
+        .route(
+            "/1.0/storage-pools/{pool}/volumes/{type}/{vol}/backups",
+            get(volumes::volume_backups),
+        )
+        .route(
+            "/1.0/storage-pools/{pool}/volumes/{type}/{vol}/snapshots",
+            get(volumes::snapshots).post(volumes::create_snapshot),
+        )
+        .route(
+            "/1.0/storage-pools/{pool}/volumes/{type}/{vol}/snapshots/{snap}",
+            get(volumes::snapshot)
+                .put(volumes::put_snapshot)
+                .patch(volumes::patch_snapshot)
+                .post(volumes::rename_snapshot)
+                .delete(volumes::delete_snapshot),
         )
         .route("/internal/ready", get(misc::ready))
         .fallback(server::not_found)

@@ -33,6 +33,15 @@ pub const EXTENSIONS: &[&str] = &[
     "resources",
     "resources_v2",
     "console",
+    "storage_api_volume_rename",
+    "storage_api_local_volume_handling",
+    "storage_api_volume_snapshots",
+    "custom_volume_snapshot_expiry",
+    "storage_volume_state",
+    "storage_api_project",
+    "storage_volume_project_move",
+    "storage_volume_state_total",
+    "storage_volumes_created_at",
 ];
 
 pub(crate) async fn root() -> ApiResult {

@@ -180,6 +180,11 @@ pub fn render(
                 if is_true(dev, "readonly") {
                     opts.push_str(",ro");
                 }
+                // `shift`: an idmapped mount, so an unprivileged container sees the source's
+                // ids unshifted (custom volumes are stored that way).
+                if is_true(dev, "shift") && spec.idmap.is_some() {
+                    opts.push_str(",idmap=container");
+                }
                 line(
                     "lxc.mount.entry",
                     &format!("{src} {} none {opts} 0 0", mount_target(path)?),

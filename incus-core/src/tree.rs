@@ -1,9 +1,10 @@
 //! Tree copies that keep everything a container root filesystem needs: ownership (optionally
 //! shifted into an id range), modes including setuid bits, symlinks, hard links, device nodes,
-//! FIFOs and sockets, and modification times. Extended attributes and ACLs are not copied yet.
+//! FIFOs and sockets, and modification times. Shared by the storage drivers and the engine
+//! (copies between pools of different drivers). Extended attributes and ACLs are not copied yet.
 
-use incus_core::drivers::IdShift;
-use incus_core::error::{Error, Result};
+use crate::drivers::IdShift;
+use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -123,6 +124,36 @@ pub fn shift_tree(path: &Path, shift: IdShift) -> Result<()> {
     Ok(())
 }
 
+/// Makes the existing directory `dst` hold exactly what `src` holds (for copies between pools
+/// of different drivers, where `dst` is a freshly created volume): `dst`'s entries are
+/// removed, `src`'s copied in with [`copy_tree`] (no shift), and `dst` takes `src`'s owner,
+/// mode and times.
+pub fn replace_contents(src: &Path, dst: &Path) -> Result<()> {
+    for entry in fs::read_dir(dst).map_err(|e| err(dst, e))? {
+        let p = entry.map_err(|e| err(dst, e))?.path();
+        let md = fs::symlink_metadata(&p).map_err(|e| err(&p, e))?;
+        if md.is_dir() {
+            fs::remove_dir_all(&p).map_err(|e| err(&p, e))?;
+        } else {
+            fs::remove_file(&p).map_err(|e| err(&p, e))?;
+        }
+    }
+    let mut links = HashMap::new();
+    for entry in fs::read_dir(src).map_err(|e| err(src, e))? {
+        let entry = entry.map_err(|e| err(src, e))?;
+        copy_entry(
+            &entry.path(),
+            &dst.join(entry.file_name()),
+            None,
+            &mut links,
+        )?;
+    }
+    let md = fs::metadata(src).map_err(|e| err(src, e))?;
+    std::os::unix::fs::lchown(dst, Some(md.uid()), Some(md.gid())).map_err(|e| err(dst, e))?;
+    fs::set_permissions(dst, fs::Permissions::from_mode(md.mode() & 0o7777))
+        .map_err(|e| err(dst, e))
+}
+
 /// Bytes used by the tree at `path` (allocated blocks, hard links counted once).
 pub fn disk_usage(path: &Path) -> Result<u64> {
     let mut seen = std::collections::HashSet::new();
@@ -175,6 +206,21 @@ mod tests {
             fs::metadata(src.join("d/f")).expect("stat").mtime()
         );
         assert!(disk_usage(&dst).expect("usage") > 0);
+    }
+
+    #[test]
+    fn replaces_contents() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let (src, dst) = (t.path().join("src"), t.path().join("dst"));
+        fs::create_dir_all(src.join("d")).expect("mkdir");
+        fs::write(src.join("d/f"), b"new").expect("write");
+        fs::create_dir_all(dst.join("old/deep")).expect("mkdir");
+        fs::write(dst.join("stale"), b"old").expect("write");
+        fs::set_permissions(&src, fs::Permissions::from_mode(0o711)).expect("chmod");
+        replace_contents(&src, &dst).expect("replace");
+        assert_eq!(fs::read(dst.join("d/f")).expect("read"), b"new");
+        assert!(!dst.join("old").exists() && !dst.join("stale").exists());
+        assert_eq!(fs::metadata(&dst).expect("stat").mode() & 0o7777, 0o711);
     }
 
     #[test]
