@@ -739,8 +739,10 @@ fn real_incus_client_profiles_projects_pools() {
             .contains("not found")
     );
     assert!(
-        d.fails(&["storage", "volume", "create", "default", "v1"])
-            .contains("not supported yet")
+        d.fails(&[
+            "storage", "volume", "create", "default", "v1", "--type", "block"
+        ])
+        .contains("not supported yet")
     );
 
     d.ok(&["delete", "-f", "c1"]);
