@@ -126,9 +126,9 @@ pub fn shift_tree(path: &Path, shift: IdShift) -> Result<()> {
 
 /// Makes the existing directory `dst` hold exactly what `src` holds (for copies between pools
 /// of different drivers, where `dst` is a freshly created volume): `dst`'s entries are
-/// removed, `src`'s copied in with [`copy_tree`] (no shift), and `dst` takes `src`'s owner,
-/// mode and times.
-pub fn replace_contents(src: &Path, dst: &Path) -> Result<()> {
+/// removed, `src`'s copied in with [`copy_tree`] (ids shifted with `shift`), and `dst` takes
+/// `src`'s (shifted) owner and mode.
+pub fn replace_contents(src: &Path, dst: &Path, shift: Option<IdShift>) -> Result<()> {
     for entry in fs::read_dir(dst).map_err(|e| err(dst, e))? {
         let p = entry.map_err(|e| err(dst, e))?.path();
         let md = fs::symlink_metadata(&p).map_err(|e| err(&p, e))?;
@@ -144,12 +144,13 @@ pub fn replace_contents(src: &Path, dst: &Path) -> Result<()> {
         copy_entry(
             &entry.path(),
             &dst.join(entry.file_name()),
-            None,
+            shift,
             &mut links,
         )?;
     }
     let md = fs::metadata(src).map_err(|e| err(src, e))?;
-    std::os::unix::fs::lchown(dst, Some(md.uid()), Some(md.gid())).map_err(|e| err(dst, e))?;
+    let (uid, gid) = (map_id(md.uid(), shift), map_id(md.gid(), shift));
+    std::os::unix::fs::lchown(dst, Some(uid), Some(gid)).map_err(|e| err(dst, e))?;
     fs::set_permissions(dst, fs::Permissions::from_mode(md.mode() & 0o7777))
         .map_err(|e| err(dst, e))
 }
@@ -217,7 +218,7 @@ mod tests {
         fs::create_dir_all(dst.join("old/deep")).expect("mkdir");
         fs::write(dst.join("stale"), b"old").expect("write");
         fs::set_permissions(&src, fs::Permissions::from_mode(0o711)).expect("chmod");
-        replace_contents(&src, &dst).expect("replace");
+        replace_contents(&src, &dst, None).expect("replace");
         assert_eq!(fs::read(dst.join("d/f")).expect("read"), b"new");
         assert!(!dst.join("old").exists() && !dst.join("stale").exists());
         assert_eq!(fs::metadata(&dst).expect("stat").mode() & 0o7777, 0o711);

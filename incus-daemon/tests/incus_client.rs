@@ -2078,3 +2078,143 @@ fn custom_volumes_with_the_real_client() {
     d.ok(&["storage", "delete", "bv"]);
     let _ = std::fs::remove_dir_all(&images);
 }
+
+/// `incus export` and `incus import` with the real 6.0.4 client: Incus's tarball layout
+/// (`backup/index.yaml`, `backup/snapshots/<s>/`, `backup/container/`) with unshifted ids, a
+/// round trip under a new name keeping content, ownership and snapshots, `--instance-only`,
+/// xz compression, an import onto a btrfs pool (`--storage`), and bad archives refused with
+/// nothing left behind.
+#[test]
+fn export_and_import_with_the_real_client() {
+    if std::env::var("INCUS_TEST_PRIVILEGED").as_deref() != Ok("1") {
+        eprintln!(
+            "SKIPPED export_and_import_with_the_real_client: set INCUS_TEST_PRIVILEGED=1 (as root)"
+        );
+        return;
+    }
+    let (d, images) = Daemon::with_busybox("backups");
+    let pools = d.dir.path().join("storage-pools");
+    let _unmount = Unmount(pools.join("bb"));
+    let out = tempfile::tempdir().expect("tempdir");
+    let file = |n: &str| out.path().join(n).to_str().expect("path").to_string();
+    d.ok(&["launch", "busybox", "x1"]);
+    d.ok(&[
+        "exec",
+        "x1",
+        "--",
+        "sh",
+        "-c",
+        "echo one > /root/f; chown 5:6 /root/f",
+    ]);
+    d.ok(&["snapshot", "create", "x1", "s0"]);
+    d.ok(&["exec", "x1", "--", "sh", "-c", "echo second > /root/f"]);
+    d.ok(&["export", "x1", &file("x1.tar.gz")]);
+    let list = Command::new("tar")
+        .args(["tzvf", &file("x1.tar.gz")])
+        .output()
+        .expect("tar");
+    let list = String::from_utf8_lossy(&list.stdout);
+    let first = list.lines().next().unwrap_or("");
+    assert!(first.ends_with("backup/index.yaml"), "{first}");
+    assert!(
+        list.lines()
+            .any(|l| l.contains(" 5/6 ") && l.ends_with("backup/container/rootfs/root/f")),
+        "ids unshifted: {list}"
+    );
+    assert!(list.contains("backup/snapshots/s0/rootfs/root/f"));
+    let index = Command::new("tar")
+        .args(["xzf", &file("x1.tar.gz"), "-O", "backup/index.yaml"])
+        .output()
+        .expect("tar");
+    let index = String::from_utf8_lossy(&index.stdout);
+    assert!(
+        index.contains("name: x1")
+            && index.contains("backend: dir")
+            && index.contains("type: container")
+            && index.contains("- s0")
+            && !index.contains("volatile.rootfs.pool"),
+        "{index}"
+    );
+    // Round trip under a new name.
+    d.ok(&["import", &file("x1.tar.gz"), "y1"]);
+    d.ok(&["start", "y1"]);
+    assert_eq!(d.ok(&["exec", "y1", "--", "cat", "/root/f"]), "second\n");
+    assert_eq!(
+        d.ok(&["exec", "y1", "--", "stat", "-c", "%u:%g", "/root/f"]),
+        "5:6\n"
+    );
+    assert!(
+        d.ok(&["snapshot", "list", "y1", "-f", "csv"])
+            .starts_with("s0,")
+    );
+    d.ok(&["stop", "y1", "--force"]);
+    d.ok(&["snapshot", "restore", "y1", "s0"]);
+    d.ok(&["start", "y1"]);
+    assert_eq!(d.ok(&["exec", "y1", "--", "cat", "/root/f"]), "one\n");
+    // --instance-only with xz, onto a btrfs pool.
+    d.ok(&["storage", "create", "bb", "btrfs", "size=1GiB"]);
+    d.ok(&[
+        "export",
+        "x1",
+        &file("x1.tar.xz"),
+        "--instance-only",
+        "--compression",
+        "xz",
+    ]);
+    d.ok(&["import", &file("x1.tar.xz"), "z1", "--storage", "bb"]);
+    assert_eq!(d.ok(&["snapshot", "list", "z1", "-f", "csv"]), "");
+    assert!(pools.join("bb/containers/z1/rootfs/root/f").exists());
+    d.ok(&["start", "z1"]);
+    assert_eq!(d.ok(&["exec", "z1", "--", "cat", "/root/f"]), "second\n");
+    // The export's backup is removed after the download, as the client asks.
+    assert_eq!(d.ok(&["query", "/1.0/instances/x1/backups"]).trim(), "[]");
+    // Bad archives: refused, no instance, no volume.
+    std::fs::write(out.path().join("junk.tar.gz"), b"not an archive").expect("write");
+    d.fails(&["import", &file("junk.tar.gz"), "bad1"]);
+    let evil = out.path().join("evil.tar");
+    {
+        let f = std::fs::File::create(&evil).expect("create");
+        let mut b = tar::Builder::new(f);
+        let mut h = tar::Header::new_gnu();
+        let data = b"x";
+        h.set_size(1);
+        h.set_mode(0o644);
+        // Written by hand: the tar crate refuses to build such a name.
+        let name = b"backup/../../escaped";
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        h.set_cksum();
+        b.append(&h, &data[..]).expect("append");
+        b.finish().expect("finish");
+    }
+    assert!(
+        d.fails(&["import", evil.to_str().expect("path"), "bad2"])
+            .contains(".."),
+        "a path escaping the archive"
+    );
+    assert!(!d.dir.path().join("escaped").exists());
+    assert!(
+        !d.dir
+            .path()
+            .parent()
+            .expect("parent")
+            .join("escaped")
+            .exists()
+    );
+    let names = d.ok(&["list", "-f", "csv", "-c", "n"]);
+    assert_eq!(names, "x1\ny1\nz1\n");
+    assert!(!pools.join("default/containers/bad1").exists());
+    assert!(!pools.join("default/containers/bad2").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(d.dir.path().join("backups"))
+        .expect("backups dir")
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n != "instances")
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "staging or uploads left: {leftovers:?}"
+    );
+    d.ok(&["delete", "-f", "x1", "y1", "z1"]);
+    d.ok(&["storage", "delete", "bb"]);
+    let _ = std::fs::remove_dir_all(&images);
+}

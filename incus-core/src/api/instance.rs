@@ -523,3 +523,47 @@ pub struct InstanceExecControl {
     /// Signal number.
     pub signal: i32,
 }
+
+/// An instance backup (`InstanceBackup`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct InstanceBackup {
+    /// Name (`backup0`, ...).
+    pub name: String,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Expiry (the zero time: none).
+    pub expires_at: Timestamp,
+    /// Without snapshots.
+    pub instance_only: bool,
+    /// Native storage format (always false here).
+    pub optimized_storage: bool,
+}
+
+impl Default for InstanceBackup {
+    fn default() -> Self {
+        InstanceBackup {
+            name: String::new(),
+            created_at: super::zero_time(),
+            expires_at: super::zero_time(),
+            instance_only: false,
+            optimized_storage: false,
+        }
+    }
+}
+
+/// Backup creation request (`InstanceBackupsPost`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct InstanceBackupsPost {
+    /// Name; generated (`backup0`, ...) when empty.
+    pub name: String,
+    /// Expiry.
+    pub expires_at: Option<Timestamp>,
+    /// Without snapshots.
+    pub instance_only: bool,
+    /// Native storage format (refused: only the portable layout is written).
+    pub optimized_storage: bool,
+    /// `gzip` (default), `none`, `xz` or `zstd`.
+    pub compression_algorithm: String,
+}

@@ -251,6 +251,85 @@ pub fn extract(r: impl Read, dest: &Path, prefix: Option<&Path>) -> Result<usize
     Ok(count)
 }
 
+/// Appends the tree at `src` to a tar stream under the name `prefix` (the directory itself
+/// first, then its content, in name order): regular files, directories, symlinks, hard links
+/// (later names of one inode as links to the first), device nodes and FIFOs; sockets are left
+/// out. With `unshift`, host ids in the container's range are written as container ids
+/// (host root stays 0, other ids become 65534), so the archive holds what the container sees. Extended attributes are
+/// not written.
+pub fn append_tree<W: std::io::Write>(
+    b: &mut tar::Builder<W>,
+    src: &Path,
+    prefix: &Path,
+    unshift: Option<crate::drivers::IdShift>,
+) -> Result<()> {
+    let mut links = std::collections::HashMap::new();
+    append_entry(b, src, prefix, unshift, &mut links)
+}
+
+fn append_entry<W: std::io::Write>(
+    b: &mut tar::Builder<W>,
+    path: &Path,
+    name: &Path,
+    unshift: Option<crate::drivers::IdShift>,
+    links: &mut std::collections::HashMap<(u64, u64), PathBuf>,
+) -> Result<()> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let io = |e: std::io::Error| Error::internal(format!("{}: {e}", path.display()));
+    let md = std::fs::symlink_metadata(path).map_err(io)?;
+    let ft = md.file_type();
+    if ft.is_socket() {
+        return Ok(());
+    }
+    let map = |id: u32| match unshift {
+        None => u64::from(id),
+        // Files the daemon wrote (backup.yaml) belong to host root: kept as root.
+        Some(s) => u64::from(
+            s.to_container(id)
+                .unwrap_or(if id == 0 { 0 } else { 65534 }),
+        ),
+    };
+    let mut h = tar::Header::new_gnu();
+    h.set_metadata_in_mode(&md, tar::HeaderMode::Complete);
+    h.set_uid(map(md.uid()));
+    h.set_gid(map(md.gid()));
+    h.set_mode(md.mode() & 0o7777);
+    if !ft.is_dir() && md.nlink() > 1 {
+        let key = (md.dev(), md.ino());
+        if let Some(first) = links.get(&key) {
+            h.set_entry_type(tar::EntryType::Link);
+            h.set_size(0);
+            b.append_link(&mut h, name, first).map_err(io)?;
+            return Ok(());
+        }
+        links.insert(key, name.to_path_buf());
+    }
+    if ft.is_dir() {
+        h.set_size(0);
+        b.append_data(&mut h, name, std::io::empty()).map_err(io)?;
+        let mut entries: Vec<_> = std::fs::read_dir(path)
+            .map_err(io)?
+            .collect::<std::result::Result<_, _>>()
+            .map_err(io)?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            append_entry(b, &e.path(), &name.join(e.file_name()), unshift, links)?;
+        }
+    } else if ft.is_symlink() {
+        let target = std::fs::read_link(path).map_err(io)?;
+        h.set_size(0);
+        b.append_link(&mut h, name, &target).map_err(io)?;
+    } else if ft.is_file() {
+        let f = std::fs::File::open(path).map_err(io)?;
+        b.append_data(&mut h, name, f).map_err(io)?;
+    } else {
+        // Device nodes and FIFOs: the header carries everything.
+        h.set_size(0);
+        b.append_data(&mut h, name, std::io::empty()).map_err(io)?;
+    }
+    Ok(())
+}
+
 /// Reads one file (`wanted`, normalised) out of a tar stream without extracting anything.
 pub fn read_member(r: impl Read, wanted: &str, limit: u64) -> Result<Option<Vec<u8>>> {
     let mut ar = tar::Archive::new(r);

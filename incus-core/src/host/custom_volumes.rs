@@ -494,10 +494,10 @@ impl Host {
                 for s in &snaps {
                     let sn = snap_name(&s.snapshot);
                     let from = src_driver.snapshot_path(&src_vol, sn);
-                    replace_contents(from, dst.clone()).await?;
+                    replace_contents(from, dst.clone(), None).await?;
                     driver.create_snapshot(&vol, sn).await?;
                 }
-                replace_contents(src_driver.volume_path(&src_vol), dst).await?;
+                replace_contents(src_driver.volume_path(&src_vol), dst, None).await?;
             }
             if let Some(bytes) = c.size {
                 driver.set_volume_quota(&vol, bytes).await?;
@@ -1238,8 +1238,13 @@ fn snapshot_as_volume(
     }
 }
 
-async fn replace_contents(from: std::path::PathBuf, to: std::path::PathBuf) -> Result<()> {
-    tokio::task::spawn_blocking(move || crate::tree::replace_contents(&from, &to))
+/// [`crate::tree::replace_contents`] on a blocking thread.
+pub(crate) async fn replace_contents(
+    from: std::path::PathBuf,
+    to: std::path::PathBuf,
+    shift: Option<crate::drivers::IdShift>,
+) -> Result<()> {
+    tokio::task::spawn_blocking(move || crate::tree::replace_contents(&from, &to, shift))
         .await
         .map_err(|e| Error::internal(e.to_string()))?
 }

@@ -23,7 +23,7 @@ use std::time::Duration;
 /// from the CLI usually gives its own).
 const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(600);
 
-fn storage_name(project: &str, name: &str) -> String {
+pub(super) fn storage_name(project: &str, name: &str) -> String {
     if project == DEFAULT_PROJECT {
         name.to_string()
     } else {
@@ -200,7 +200,7 @@ impl Host {
     /// Before a new instance's volume is made (under the instance lock): refuses a name
     /// that another create has meanwhile taken, and removes a volume that no instance
     /// record owns, left by a create interrupted by a crash or `kill -9`.
-    async fn claim_volume(
+    pub(super) async fn claim_volume(
         &self,
         project: &str,
         name: &str,
@@ -312,7 +312,7 @@ impl Host {
         Ok(out)
     }
 
-    fn validate_put(
+    pub(super) fn validate_put(
         &self,
         project: &str,
         put: &api::InstancePut,
@@ -744,19 +744,6 @@ impl Host {
         );
     }
 
-    /// Writes `backup.yaml` into the instance volume so the database can be rebuilt from the
-    /// pools (`incus admin recover`, later). Best effort.
-    fn write_backup_yaml(&self, project: &str, name: &str, vol_path: &std::path::Path) {
-        let Ok(inst) = self.get_instance_record(project, name) else {
-            return;
-        };
-        let snapshots = self.list_snapshots(project, name).unwrap_or_default();
-        let doc = serde_json::json!({ "container": inst, "snapshots": snapshots });
-        if let Ok(text) = serde_saphyr::to_string(&doc) {
-            let _ = std::fs::write(vol_path.join("backup.yaml"), text);
-        }
-    }
-
     async fn start_locked(&self, project: &str, name: &str) -> Result<()> {
         let (inst, spec) = self.instance_spec(project, name)?;
         match self.inner.lxc.power_state(&spec).await? {
@@ -932,6 +919,7 @@ impl Host {
             .delete_prefix(Table::Snapshots, project, &format!("{name}/"))?;
         self.inner.db.delete(Table::Instances, project, name)?;
         let _ = std::fs::remove_dir_all(&spec.log_dir);
+        let _ = std::fs::remove_dir_all(self.backups_dir(project, name));
         self.inner.events.lifecycle(
             "instance-deleted",
             &instance_url(project, name),
@@ -1451,6 +1439,7 @@ impl Host {
                     let _ = driver.delete_snapshot(&vol, &snap_name).await;
                     return Err(e);
                 }
+                host.refresh_backup_yaml(&project, &name);
                 host.inner.events.lifecycle(
                     "instance-snapshot-created",
                     &format!("{}/snapshots/{snap_name}", instance_url(&project, &name)),
@@ -1482,6 +1471,7 @@ impl Host {
                 host.inner
                     .db
                     .delete(Table::Snapshots, &project, &format!("{name}/{snapshot}"))?;
+                host.refresh_backup_yaml(&project, &name);
                 host.inner.events.lifecycle(
                     "instance-snapshot-deleted",
                     &format!("{}/snapshots/{snapshot}", instance_url(&project, &name)),
@@ -1534,6 +1524,7 @@ impl Host {
                     &format!("{name}/{new_name}"),
                     &rec,
                 )?;
+                host.refresh_backup_yaml(&project, &name);
                 host.inner.events.lifecycle(
                     "instance-snapshot-renamed",
                     &format!("{}/snapshots/{new_name}", instance_url(&project, &name)),
@@ -1704,7 +1695,7 @@ impl Host {
 
 /// A snapshot row: the snapshot and its instance's name.
 #[derive(serde::Serialize, serde::Deserialize)]
-struct SnapshotRecord {
-    instance: String,
-    snapshot: api::InstanceSnapshot,
+pub(super) struct SnapshotRecord {
+    pub(super) instance: String,
+    pub(super) snapshot: api::InstanceSnapshot,
 }

@@ -8,6 +8,7 @@
 //! (or was killed) finds its running containers again.
 
 pub mod archive;
+mod backups;
 pub mod cgroup;
 mod custom_volumes;
 pub mod db;

@@ -61,8 +61,6 @@ pub(crate) async fn upload(
         return upload_split(st, q, headers, multipart).await;
     }
     let body = request.into_body();
-    use futures_util::StreamExt;
-    use tokio::io::AsyncWriteExt;
     let header = |n: &str| {
         headers
             .get(format!("x-incus-{n}"))
@@ -93,32 +91,7 @@ pub(crate) async fn upload(
         .state_dir()
         .join("images")
         .join(format!("upload-{}", uuid::Uuid::new_v4().simple()));
-    let mut file = tokio::fs::File::create(&tmp)
-        .await
-        .map_err(|e| incus_core::Error::io(tmp.display(), e))?;
-    let mut stream = body.into_data_stream();
-    let mut failed = None;
-    while let Some(chunk) = stream.next().await {
-        match chunk {
-            Ok(c) => {
-                if let Err(e) = file.write_all(&c).await {
-                    failed = Some(incus_core::Error::io(tmp.display(), e));
-                    break;
-                }
-            }
-            Err(e) => {
-                failed = Some(incus_core::Error::invalid(format!(
-                    "Failed reading the upload: {e}"
-                )));
-                break;
-            }
-        }
-    }
-    drop(file);
-    if let Some(e) = failed {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e.into());
-    }
+    super::save_body(body, &tmp).await?;
     let public = header("public").is_some_and(|v| v == "true" || v == "1");
     let filename = header("filename").unwrap_or_default();
     let tmp_path = tmp.clone();

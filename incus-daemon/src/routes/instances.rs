@@ -74,7 +74,45 @@ pub(crate) async fn list(st: St, q: Q) -> ApiResult {
     }
 }
 
-pub(crate) async fn create(st: St, q: Q, body: Bytes) -> ApiResult {
+/// `POST /1.0/instances`: a JSON creation request, or with `Content-Type:
+/// application/octet-stream` a backup tarball to import (`incus import`; `X-Incus-name` and
+/// `X-Incus-pool` override the archive's name and pool), streamed to a file first.
+pub(crate) async fn create(
+    st: St,
+    q: Q,
+    headers: axum::http::HeaderMap,
+    request: axum::extract::Request,
+) -> ApiResult {
+    use axum::extract::FromRequest;
+    let ctype = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if ctype.starts_with("application/octet-stream") {
+        let header = |n: &str| {
+            headers
+                .get(format!("x-incus-{n}"))
+                .or_else(|| headers.get(format!("x-lxd-{n}")))
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        let p = project(&q);
+        st.host.get_project(&p)?;
+        let dir = st.host.state_dir().join("backups");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
+        let tmp = dir.join(format!("upload-{}", uuid::Uuid::new_v4().simple()));
+        super::save_body(request.into_body(), &tmp).await?;
+        let op = st
+            .host
+            .import_instance_backup(&p, tmp, header("name"), header("pool"))?;
+        return operation(&op);
+    }
+    // The usual 2 MiB limit for JSON; its refusal (413) becomes an Incus error envelope.
+    let body = match Bytes::from_request(request, &()).await {
+        Ok(b) => b,
+        Err(rejection) => return Ok(axum::response::IntoResponse::into_response(rejection)),
+    };
     let req: api::InstancesPost = parse(&body)?;
     let op = st.host.create_instance(&project(&q), req).await?;
     operation(&op)
@@ -319,4 +357,76 @@ pub(crate) async fn delete_exec_output(
 /// The URL of a recorded output file, as exec operations report it.
 pub(crate) fn exec_output_url(project: &str, name: &str, file: &str) -> String {
     sub_url(project, name, &format!("logs/exec-output/{file}"))
+}
+
+/// `GET /1.0/instances/<name>/backups`.
+pub(crate) async fn backups(st: St, q: Q, Path(name): Path<String>) -> ApiResult {
+    let p = project(&q);
+    let list = st.host.list_instance_backups(&p, &name)?;
+    super::names_or_objects(&q, list, |b| {
+        format!("{}/backups/{}", url(&p, &name), b.name)
+    })
+}
+
+/// `POST /1.0/instances/<name>/backups` (an operation; its resources name the backup).
+pub(crate) async fn create_backup(
+    st: St,
+    q: Q,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let req: api::InstanceBackupsPost = parse(&body)?;
+    operation(&st.host.create_instance_backup(&project(&q), &name, req)?)
+}
+
+/// `GET /1.0/instances/<name>/backups/<backup>`.
+pub(crate) async fn backup(
+    st: St,
+    q: Q,
+    Path((name, backup)): Path<(String, String)>,
+) -> ApiResult {
+    sync(&st.host.get_instance_backup(&project(&q), &name, &backup)?)
+}
+
+/// `DELETE /1.0/instances/<name>/backups/<backup>` (an operation).
+pub(crate) async fn delete_backup(
+    st: St,
+    q: Q,
+    Path((name, backup)): Path<(String, String)>,
+) -> ApiResult {
+    operation(
+        &st.host
+            .delete_instance_backup(&project(&q), &name, &backup)?,
+    )
+}
+
+/// `GET /1.0/instances/<name>/backups/<backup>/export`: the tarball, streamed from its file.
+pub(crate) async fn export_backup(
+    st: St,
+    q: Q,
+    Path((name, backup)): Path<(String, String)>,
+) -> ApiResult {
+    use axum::response::IntoResponse;
+    let path = st.host.instance_backup_file(&project(&q), &name, &backup)?;
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| Error::io(path.display(), e))?;
+    let len = file
+        .metadata()
+        .await
+        .map_err(|e| Error::io(path.display(), e))?
+        .len();
+    let body =
+        axum::body::Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 16));
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/octet-stream".to_string(),
+            ),
+            (axum::http::header::CONTENT_LENGTH, len.to_string()),
+        ],
+        body,
+    )
+        .into_response())
 }

@@ -36,6 +36,43 @@ pub(crate) fn recursion(q: &HashMap<String, String>) -> u8 {
     q.get("recursion").and_then(|r| r.parse().ok()).unwrap_or(0)
 }
 
+/// Streams a request body into a new file at `path` (never held in memory); on failure the
+/// file is removed.
+pub(crate) async fn save_body(
+    body: axum::body::Body,
+    path: &std::path::Path,
+) -> Result<(), crate::response::ApiError> {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(|e| incus_core::Error::io(path.display(), e))?;
+    let mut stream = body.into_data_stream();
+    let mut failed = None;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(c) => {
+                if let Err(e) = file.write_all(&c).await {
+                    failed = Some(incus_core::Error::io(path.display(), e));
+                    break;
+                }
+            }
+            Err(e) => {
+                failed = Some(incus_core::Error::invalid(format!(
+                    "Failed reading the upload: {e}"
+                )));
+                break;
+            }
+        }
+    }
+    drop(file);
+    if let Some(e) = failed {
+        let _ = std::fs::remove_file(path);
+        return Err(e.into());
+    }
+    Ok(())
+}
+
 /// A list response: URLs at `recursion=0`, objects otherwise.
 pub(crate) fn names_or_objects<T: serde::Serialize>(
     q: &HashMap<String, String>,
@@ -121,6 +158,18 @@ pub(crate) fn router() -> Router<Arc<Daemon>> {
         .route(
             "/1.0/instances/{name}/snapshots",
             get(instances::snapshots).post(instances::create_snapshot),
+        )
+        .route(
+            "/1.0/instances/{name}/backups",
+            get(instances::backups).post(instances::create_backup),
+        )
+        .route(
+            "/1.0/instances/{name}/backups/{backup}",
+            get(instances::backup).delete(instances::delete_backup),
+        )
+        .route(
+            "/1.0/instances/{name}/backups/{backup}/export",
+            get(instances::export_backup),
         )
         .route(
             "/1.0/instances/{name}/snapshots/{snap}",

@@ -42,6 +42,11 @@ pub const EXTENSIONS: &[&str] = &[
     "storage_volume_project_move",
     "storage_volume_state_total",
     "storage_volumes_created_at",
+    "container_backup",
+    "backup_compression",
+    "backup_compression_algorithm",
+    "backup_override_name",
+    "container_backup_override_pool",
 ];
 
 pub(crate) async fn root() -> ApiResult {

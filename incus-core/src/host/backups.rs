@@ -1,0 +1,635 @@
+//! Instance backups in Incus's portable tarball layout, so `incus export` and `incus import`
+//! work as with Incus (and archives move between the two):
+//!
+//! ```text
+//! backup/index.yaml            name, backend, pool, snapshots, optimized, type, config
+//! backup/snapshots/<snap>/     each snapshot's volume (unless instance_only), oldest first
+//! backup/container/            the instance volume: backup.yaml, metadata.yaml, rootfs/, templates/
+//! ```
+//!
+//! Ids are written as the container sees them (unshifted). Backups are files under
+//! `$INCUS_DIR/backups/instances/<storage name>/` (`<backup>` and `<backup>.json`), made by an
+//! operation and streamed by `export`. Only the portable layout is written
+//! (`optimized_storage` is refused).
+
+use super::db::Table;
+use super::instances::{SnapshotRecord, instance_pool, storage_name};
+use super::{Host, Operation, instance_url};
+use crate::api;
+use crate::config;
+use crate::drivers::{IdShift, VolumeType};
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// `backup/index.yaml` (Incus's `backup.Info`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BackupIndex {
+    /// Instance name.
+    pub name: String,
+    /// Storage driver of the pool it came from.
+    pub backend: String,
+    /// Pool it came from.
+    pub pool: String,
+    /// Snapshot names, oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub snapshots: Vec<String>,
+    /// Native storage format.
+    pub optimized: Option<bool>,
+    /// Native storage header.
+    pub optimized_header: Option<bool>,
+    /// `container`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The records.
+    pub config: Option<BackupConfig>,
+}
+
+/// The records in `index.yaml` (Incus's `config.Config`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BackupConfig {
+    /// The instance.
+    pub container: Option<api::Instance>,
+    /// Its snapshots.
+    pub snapshots: Vec<api::InstanceSnapshot>,
+    /// The pool.
+    pub pool: Option<api::StoragePool>,
+    /// The profiles it used.
+    pub profiles: Vec<api::Profile>,
+    /// The instance volume.
+    pub volume: Option<api::StorageVolume>,
+    /// The volume's snapshots.
+    pub volume_snapshots: Vec<api::StorageVolumeSnapshot>,
+}
+
+fn io(p: &Path, e: impl std::fmt::Display) -> Error {
+    Error::internal(format!("{}: {e}", p.display()))
+}
+
+fn backup_url(project: &str, name: &str, backup: &str) -> String {
+    super::with_project(&format!("/1.0/instances/{name}/backups/{backup}"), project)
+}
+
+impl Host {
+    /// Where an instance's backups are kept.
+    pub(super) fn backups_dir(&self, project: &str, name: &str) -> PathBuf {
+        self.inner
+            .dir
+            .join("backups/instances")
+            .join(storage_name(project, name))
+    }
+
+    /// The backups of an instance, oldest first.
+    pub fn list_instance_backups(
+        &self,
+        project: &str,
+        name: &str,
+    ) -> Result<Vec<api::InstanceBackup>> {
+        self.get_instance_record(project, name)?;
+        let dir = self.backups_dir(project, name);
+        let mut out = Vec::new();
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(out);
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "json")
+                && let Ok(text) = std::fs::read_to_string(&p)
+                && let Ok(b) = serde_json::from_str::<api::InstanceBackup>(&text)
+            {
+                out.push(b);
+            }
+        }
+        out.sort_by_key(|b| b.created_at);
+        Ok(out)
+    }
+
+    /// One backup.
+    pub fn get_instance_backup(
+        &self,
+        project: &str,
+        name: &str,
+        backup: &str,
+    ) -> Result<api::InstanceBackup> {
+        self.list_instance_backups(project, name)?
+            .into_iter()
+            .find(|b| b.name == backup)
+            .ok_or_else(|| Error::not_found("Instance backup not found"))
+    }
+
+    /// The tarball of a backup (`GET .../backups/<b>/export` streams it).
+    pub fn instance_backup_file(&self, project: &str, name: &str, backup: &str) -> Result<PathBuf> {
+        self.get_instance_backup(project, name, backup)?;
+        Ok(self.backups_dir(project, name).join(backup))
+    }
+
+    /// Makes a backup (an operation holding the instance's lock). A running instance is
+    /// backed up as it is at that moment, as Incus does for `dir`.
+    pub fn create_instance_backup(
+        &self,
+        project: &str,
+        name: &str,
+        req: api::InstanceBackupsPost,
+    ) -> Result<Operation> {
+        let inst = self.get_instance_record(project, name)?;
+        if req.optimized_storage {
+            return Err(Error::unsupported(
+                "Optimized (native storage) backups are not supported yet",
+            ));
+        }
+        let compression = match req.compression_algorithm.as_str() {
+            "" | "gzip" => "gzip",
+            "none" => "none",
+            "xz" => "xz",
+            "zstd" => "zstd",
+            other => {
+                return Err(Error::invalid(format!(
+                    "Unsupported compression algorithm {other:?}"
+                )));
+            }
+        };
+        let existing = self.list_instance_backups(project, name)?;
+        let backup = if req.name.is_empty() {
+            (0..)
+                .map(|i| format!("backup{i}"))
+                .find(|n| !existing.iter().any(|b| &b.name == n))
+                .unwrap_or_default()
+        } else {
+            req.name.clone()
+        };
+        config::validate_entity_name("backup", &backup)?;
+        if existing.iter().any(|b| b.name == backup) {
+            return Err(Error::already_exists(format!(
+                "Backup {backup:?} already exists"
+            )));
+        }
+        let mut resources = BTreeMap::new();
+        resources.insert("backups".into(), vec![backup_url(project, name, &backup)]);
+        resources.insert("instances".into(), vec![instance_url(project, name)]);
+        let host = self.clone();
+        let (project, name) = (project.to_string(), name.to_string());
+        Ok(self.inner.ops.spawn(
+            &project.clone(),
+            "Backing up instance",
+            resources,
+            false,
+            move |_| async move {
+                let lock = host.instance_lock(&project, &name);
+                let _g = lock.lock().await;
+                let meta = api::InstanceBackup {
+                    name: backup.clone(),
+                    created_at: chrono::Utc::now(),
+                    expires_at: req.expires_at.unwrap_or_else(api::zero_time),
+                    instance_only: req.instance_only,
+                    optimized_storage: false,
+                };
+                host.write_backup(&project, &inst, &meta, compression)
+                    .await?;
+                host.inner.events.lifecycle(
+                    "instance-backup-created",
+                    &backup_url(&project, &name, &backup),
+                    &project,
+                    None,
+                );
+                Ok(None)
+            },
+        ))
+    }
+
+    async fn write_backup(
+        &self,
+        project: &str,
+        inst: &api::Instance,
+        meta: &api::InstanceBackup,
+        compression: &'static str,
+    ) -> Result<()> {
+        let (driver, vol) = self.root_volume(inst)?;
+        let pool_name = instance_pool(inst).to_string();
+        let snapshots = if meta.instance_only {
+            Vec::new()
+        } else {
+            self.list_snapshots(project, &inst.name)?
+        };
+        let privileged = config::is_true(&inst.expanded_config, "security.privileged");
+        let unshift = (!privileged).then_some(self.inner.idmap);
+        let mut cfg = self.backup_config(project, inst)?;
+        if meta.instance_only {
+            cfg.snapshots.clear();
+            cfg.volume_snapshots.clear();
+        }
+        // The volume's own backup.yaml is brought up to date first (Incus checks it on import).
+        self.write_backup_yaml(project, &inst.name, &driver.volume_path(&vol));
+        let index = BackupIndex {
+            name: inst.name.clone(),
+            backend: driver.info().name.to_string(),
+            pool: pool_name.clone(),
+            snapshots: snapshots.iter().map(|s| s.name.clone()).collect(),
+            optimized: Some(false),
+            optimized_header: Some(false),
+            kind: "container".into(),
+            config: Some(cfg),
+        };
+        let yaml = serde_saphyr::to_string(&index)
+            .map_err(|e| Error::internal(format!("index.yaml: {e}")))?;
+        let sources: Vec<(PathBuf, PathBuf)> = index
+            .snapshots
+            .iter()
+            .map(|s| {
+                (
+                    driver.snapshot_path(&vol, s),
+                    Path::new("backup/snapshots").join(s),
+                )
+            })
+            .chain(std::iter::once((
+                driver.volume_path(&vol),
+                PathBuf::from("backup/container"),
+            )))
+            .collect();
+        let dir = self.backups_dir(project, &inst.name);
+        let meta = meta.clone();
+        tokio::task::spawn_blocking(move || {
+            write_tarball(&dir, &meta, &yaml, &sources, unshift, compression)
+        })
+        .await
+        .map_err(|e| Error::internal(e.to_string()))?
+    }
+
+    /// Deletes a backup (an operation).
+    pub fn delete_instance_backup(
+        &self,
+        project: &str,
+        name: &str,
+        backup: &str,
+    ) -> Result<Operation> {
+        let file = self.instance_backup_file(project, name, backup)?;
+        let host = self.clone();
+        let mut resources = BTreeMap::new();
+        resources.insert("instances".into(), vec![instance_url(project, name)]);
+        let (project, name, backup) = (project.to_string(), name.to_string(), backup.to_string());
+        Ok(self.inner.ops.spawn(
+            &project.clone(),
+            "Removing instance backup",
+            resources,
+            false,
+            move |_| async move {
+                std::fs::remove_file(&file).map_err(|e| io(&file, e))?;
+                let _ = std::fs::remove_file(file.with_extension("json"));
+                host.inner.events.lifecycle(
+                    "instance-backup-deleted",
+                    &backup_url(&project, &name, &backup),
+                    &project,
+                    None,
+                );
+                Ok(None)
+            },
+        ))
+    }
+
+    /// Creates an instance from a backup tarball (`POST /1.0/instances` with an
+    /// `application/octet-stream` body; `incus import`). `file` is the uploaded archive, removed
+    /// once read; `name` and `pool` override what the archive says. The archive is unpacked
+    /// into a staging directory with the same path checks as images (no entry escapes it),
+    /// then each snapshot, oldest first, and the instance are copied into a new volume, ids
+    /// shifted for an unprivileged container.
+    pub fn import_instance_backup(
+        &self,
+        project: &str,
+        file: PathBuf,
+        name: Option<String>,
+        pool: Option<String>,
+    ) -> Result<Operation> {
+        self.get_project(project)?;
+        let host = self.clone();
+        let project = project.to_string();
+        let mut resources = BTreeMap::new();
+        if let Some(n) = &name {
+            resources.insert("instances".into(), vec![instance_url(&project, n)]);
+        }
+        Ok(self.inner.ops.spawn(
+            &project.clone(),
+            "Restoring backup",
+            resources,
+            false,
+            move |_| async move {
+                let staging = host
+                    .inner
+                    .dir
+                    .join("backups")
+                    .join(format!("import-{}", uuid::Uuid::new_v4()));
+                let r = host
+                    .import_from(&project, &file, &staging, name, pool)
+                    .await;
+                let _ = std::fs::remove_file(&file);
+                let _ = std::fs::remove_dir_all(&staging);
+                r.map(|_| None)
+            },
+        ))
+    }
+
+    async fn import_from(
+        &self,
+        project: &str,
+        file: &Path,
+        staging: &Path,
+        name: Option<String>,
+        pool: Option<String>,
+    ) -> Result<()> {
+        std::fs::create_dir_all(staging).map_err(|e| io(staging, e))?;
+        let (f, s) = (file.to_path_buf(), staging.to_path_buf());
+        tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(&f).map_err(|e| io(&f, e))?;
+            super::archive::extract(super::archive::decompress(file)?, &s, None)
+        })
+        .await
+        .map_err(|e| Error::internal(e.to_string()))??;
+        let text = std::fs::read_to_string(staging.join("backup/index.yaml"))
+            .map_err(|_| Error::invalid("Not an instance backup: backup/index.yaml is missing"))?;
+        let index: BackupIndex = serde_saphyr::from_str(&text)
+            .map_err(|e| Error::invalid(format!("Bad backup/index.yaml: {e}")))?;
+        if index.kind != "container" {
+            return Err(Error::unsupported(format!(
+                "Backups of type {:?} cannot be imported (containers only)",
+                index.kind
+            )));
+        }
+        if index.optimized == Some(true) {
+            return Err(Error::unsupported(format!(
+                "Optimized ({}) backups cannot be imported yet",
+                index.backend
+            )));
+        }
+        let mut inst = index
+            .config
+            .as_ref()
+            .and_then(|c| c.container.clone())
+            .ok_or_else(|| Error::invalid("backup/index.yaml holds no instance"))?;
+        let name = name.unwrap_or_else(|| index.name.clone());
+        config::validate_instance_name(&name)?;
+        let pool = match pool {
+            Some(p) => p,
+            None if self.get_storage_pool(&index.pool).is_ok() => index.pool.clone(),
+            None => self.default_root_pool(project)?,
+        };
+        self.get_storage_pool(&pool)?;
+        // The record: the archive's instance under its new name, project and pool.
+        let mut has_root = false;
+        for dev in inst.put.devices.values_mut() {
+            if dev.get("type").map(String::as_str) == Some("disk")
+                && dev.get("path").map(String::as_str) == Some("/")
+            {
+                dev.insert("pool".into(), pool.clone());
+                has_root = true;
+            }
+        }
+        // A root disk from a profile on another pool: a local one on the chosen pool, as
+        // Incus does on import.
+        if !has_root && self.default_root_pool(project).ok().as_deref() != Some(pool.as_str()) {
+            inst.put.devices.insert(
+                "root".into(),
+                [("type", "disk"), ("path", "/"), ("pool", pool.as_str())]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            );
+        }
+        let base_image = inst.put.config.get("volatile.base_image").cloned();
+        inst.put.config.retain(|k, _| !k.starts_with("volatile."));
+        let (ec, _) = self.validate_put(project, &inst.put)?;
+        let rec = api::Instance {
+            put: inst.put.clone(),
+            created_at: inst.created_at,
+            name: name.clone(),
+            kind: "container".into(),
+            project: project.to_string(),
+            ..Default::default()
+        };
+        let mut rec = rec;
+        rec.put
+            .config
+            .insert("volatile.rootfs.pool".into(), pool.clone());
+        rec.put
+            .config
+            .insert("volatile.uuid".into(), uuid::Uuid::new_v4().to_string());
+        rec.put
+            .config
+            .insert("volatile.last_state.power".into(), "STOPPED".into());
+        if let Some(b) = base_image {
+            rec.put.config.insert("volatile.base_image".into(), b);
+        }
+        let shift: Option<IdShift> =
+            (!config::is_true(&ec, "security.privileged")).then_some(self.inner.idmap);
+        let lock = self.instance_lock(project, &name);
+        let _g = lock.lock().await;
+        let driver = self.pool_driver(&pool)?;
+        let vol = crate::drivers::Volume::new(VolumeType::Container, storage_name(project, &name));
+        self.claim_volume(project, &name, &driver, &vol).await?;
+        driver.create_volume(&vol).await?;
+        let snapshots: Vec<api::InstanceSnapshot> = index
+            .config
+            .as_ref()
+            .map(|c| c.snapshots.clone())
+            .unwrap_or_default();
+        let work = async {
+            let dst = driver.volume_path(&vol);
+            for s in &index.snapshots {
+                let src = staging.join("backup/snapshots").join(s);
+                if !src.is_dir() {
+                    continue;
+                }
+                config::validate_snapshot_name(s)?;
+                super::custom_volumes::replace_contents(src, dst.clone(), shift).await?;
+                driver.create_snapshot(&vol, s).await?;
+            }
+            let src = staging.join("backup/container");
+            if !src.is_dir() {
+                return Err(Error::invalid(
+                    "Not an instance backup: backup/container is missing",
+                ));
+            }
+            super::custom_volumes::replace_contents(src, dst, shift).await?;
+            self.inner
+                .db
+                .insert(Table::Instances, project, &name, &rec)?;
+            for s in &index.snapshots {
+                if !staging.join("backup/snapshots").join(s).is_dir() {
+                    continue;
+                }
+                let mut snap = snapshots
+                    .iter()
+                    .find(|x| &x.name == s)
+                    .cloned()
+                    .unwrap_or_else(|| api::InstanceSnapshot {
+                        name: s.clone(),
+                        created_at: chrono::Utc::now(),
+                        ..Default::default()
+                    });
+                snap.name = s.clone();
+                let row = SnapshotRecord {
+                    instance: name.clone(),
+                    snapshot: snap,
+                };
+                self.inner
+                    .db
+                    .insert(Table::Snapshots, project, &format!("{name}/{s}"), &row)?;
+            }
+            Ok(())
+        };
+        if let Err(e) = work.await {
+            let _ = driver.delete_volume(&vol).await;
+            let _ = self
+                .inner
+                .db
+                .delete_prefix(Table::Snapshots, project, &format!("{name}/"));
+            let _ = self.inner.db.delete(Table::Instances, project, &name);
+            return Err(e);
+        }
+        self.write_backup_yaml(project, &name, &driver.volume_path(&vol));
+        self.inner.events.lifecycle(
+            "instance-created",
+            &instance_url(project, &name),
+            project,
+            None,
+        );
+        Ok(())
+    }
+
+    /// The records of an instance as `backup.yaml` and `index.yaml` hold them.
+    /// Keys of this engine's own that Incus does not know (the instance's pool is recorded
+    /// in `volatile.rootfs.pool`) are left out, so Incus imports the archive.
+    fn backup_config(&self, project: &str, inst: &api::Instance) -> Result<BackupConfig> {
+        const OWN: &str = "volatile.rootfs.pool";
+        let mut snapshots = self.list_snapshots(project, &inst.name)?;
+        for s in &mut snapshots {
+            s.config.remove(OWN);
+            s.expanded_config.remove(OWN);
+        }
+        let mut inst = inst.clone();
+        inst.put.config.remove(OWN);
+        inst.expanded_config.remove(OWN);
+        let inst = &inst;
+        let profile_project = self.feature_project(project, "features.profiles");
+        Ok(BackupConfig {
+            container: Some(inst.clone()),
+            volume_snapshots: snapshots
+                .iter()
+                .map(|s| api::StorageVolumeSnapshot {
+                    name: s.name.clone(),
+                    created_at: s.created_at,
+                    expires_at: Some(s.expires_at),
+                    ..Default::default()
+                })
+                .collect(),
+            snapshots,
+            pool: self.get_storage_pool(instance_pool(inst)).ok(),
+            profiles: inst
+                .put
+                .profiles
+                .iter()
+                .filter_map(|p| self.get_profile(&profile_project, p).ok())
+                .collect(),
+            volume: Some(api::StorageVolume {
+                name: inst.name.clone(),
+                kind: VolumeType::Container.api_name().into(),
+                project: project.to_string(),
+                created_at: inst.created_at,
+                ..Default::default()
+            }),
+        })
+    }
+
+    /// Writes `backup.yaml` into the instance volume (what Incus keeps there, so that the
+    /// database can be rebuilt from the pools and imports can check the snapshots). Best
+    /// effort.
+    pub(super) fn write_backup_yaml(&self, project: &str, name: &str, vol_path: &Path) {
+        let Ok(inst) = self.get_instance_record(project, name) else {
+            return;
+        };
+        if let Ok(cfg) = self.backup_config(project, &inst)
+            && let Ok(text) = serde_saphyr::to_string(&cfg)
+        {
+            let _ = std::fs::write(vol_path.join("backup.yaml"), text);
+        }
+    }
+
+    /// [`Host::write_backup_yaml`] into the instance's own volume.
+    pub(super) fn refresh_backup_yaml(&self, project: &str, name: &str) {
+        if let Ok(inst) = self.get_instance_record(project, name)
+            && let Ok((driver, vol)) = self.root_volume(&inst)
+        {
+            self.write_backup_yaml(project, name, &driver.volume_path(&vol));
+        }
+    }
+
+    /// The pool of the root disk of the project's `default` profile.
+    fn default_root_pool(&self, project: &str) -> Result<String> {
+        let prof = self.get_profile(
+            &self.feature_project(project, "features.profiles"),
+            "default",
+        )?;
+        prof.put
+            .devices
+            .values()
+            .find(|d| d.get("path").map(String::as_str) == Some("/"))
+            .and_then(|d| d.get("pool").cloned())
+            .ok_or_else(|| {
+                Error::invalid("No storage pool given and no root disk in the default profile")
+            })
+    }
+}
+
+/// Writes `<dir>/<backup>` (through `<backup>.partial`) and its `<backup>.json`.
+fn write_tarball(
+    dir: &Path,
+    meta: &api::InstanceBackup,
+    index_yaml: &str,
+    sources: &[(PathBuf, PathBuf)],
+    unshift: Option<IdShift>,
+    compression: &str,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let path = dir.join(&meta.name);
+    let partial = dir.join(format!("{}.partial", meta.name));
+    let file = std::fs::File::create(&partial).map_err(|e| io(&partial, e))?;
+    let out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let w: Box<dyn std::io::Write> = match compression {
+        "none" => Box::new(out),
+        "xz" => Box::new(liblzma::write::XzEncoder::new(out, 6)),
+        "zstd" => Box::new(
+            zstd::stream::write::Encoder::new(out, 3)
+                .map_err(|e| io(&partial, e))?
+                .auto_finish(),
+        ),
+        _ => Box::new(flate2::write::GzEncoder::new(
+            out,
+            flate2::Compression::default(),
+        )),
+    };
+    let r = (|| {
+        let mut b = tar::Builder::new(w);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(index_yaml.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(u64::try_from(chrono::Utc::now().timestamp()).unwrap_or_default());
+        b.append_data(&mut h, "backup/index.yaml", index_yaml.as_bytes())
+            .map_err(|e| io(&partial, e))?;
+        for (src, name) in sources {
+            super::archive::append_tree(&mut b, src, name, unshift)?;
+        }
+        let mut w = b.into_inner().map_err(|e| io(&partial, e))?;
+        w.flush().map_err(|e| io(&partial, e))?;
+        drop(w);
+        Ok::<(), Error>(())
+    })();
+    if let Err(e) = r {
+        let _ = std::fs::remove_file(&partial);
+        return Err(e);
+    }
+    let json = serde_json::to_string(meta).map_err(|e| Error::internal(e.to_string()))?;
+    std::fs::write(path.with_extension("json"), json).map_err(|e| io(&path, e))?;
+    std::fs::rename(&partial, &path).map_err(|e| io(&path, e))
+}
+
+use std::io::Write as _;
