@@ -598,6 +598,34 @@ fn storage_volume_commands() {
     assert!(!e.ok(&["config", "device", "show", "c3"]).contains("disk1:"));
     e.fails(&["storage", "volume", "detach", "default", "data", "c3"]);
     e.ok(&["delete", "-f", "c3"]);
+    // Pool defaults for new volumes: the snapshot name pattern and expiry.
+    e.ok(&[
+        "storage",
+        "set",
+        "default",
+        "volume.snapshots.pattern=auto-%d",
+        "volume.snapshots.expiry=1d",
+    ]);
+    e.ok(&["storage", "volume", "create", "default", "pv"]);
+    assert!(
+        e.ok(&["storage", "volume", "show", "default", "pv"])
+            .contains("snapshots.pattern: auto-%d")
+    );
+    e.ok(&["storage", "volume", "snapshot", "create", "default", "pv"]);
+    let snaps = e.ok(&[
+        "storage", "volume", "snapshot", "list", "default", "pv", "-f", "csv",
+    ]);
+    assert!(
+        snaps.starts_with("auto-0,") && snaps.trim_end().ends_with(" UTC"),
+        "{snaps}"
+    );
+    assert!(
+        e.fails(&["storage", "set", "default", "volume.snapshots.expiry=soon"])
+            .contains("expiry")
+    );
+    e.ok(&["storage", "volume", "delete", "default", "pv"]);
+    e.ok(&["storage", "unset", "default", "volume.snapshots.pattern"]);
+    e.ok(&["storage", "unset", "default", "volume.snapshots.expiry"]);
     // Errors.
     assert!(
         e.fails(&["storage", "volume", "create", "default", "data"])

@@ -2168,6 +2168,27 @@ fn export_and_import_with_the_real_client() {
     assert_eq!(d.ok(&["exec", "z1", "--", "cat", "/root/f"]), "second\n");
     // The export's backup is removed after the download, as the client asks.
     assert_eq!(d.ok(&["query", "/1.0/instances/x1/backups"]).trim(), "[]");
+    // A kept backup is listed (also in recursion=2 listings) and follows a rename.
+    d.ok(&[
+        "query",
+        "-X",
+        "POST",
+        "-d",
+        r#"{"name": "keep"}"#,
+        "--wait",
+        "/1.0/instances/x1/backups",
+    ]);
+    assert!(
+        d.ok(&["query", "/1.0/instances?recursion=2"])
+            .contains("\"name\": \"keep\"")
+    );
+    d.ok(&["stop", "x1", "--force"]);
+    d.ok(&["rename", "x1", "x2"]);
+    assert!(
+        d.ok(&["query", "/1.0/instances/x2/backups/keep"])
+            .contains("\"instance_only\": false")
+    );
+    d.ok(&["rename", "x2", "x1"]);
     // Bad archives: refused, no instance, no volume.
     std::fs::write(out.path().join("junk.tar.gz"), b"not an archive").expect("write");
     d.fails(&["import", &file("junk.tar.gz"), "bad1"]);

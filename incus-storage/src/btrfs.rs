@@ -314,6 +314,7 @@ impl StorageDriver for BtrfsDriver {
                 }
                 "btrfs.mount_options" => {}
                 _ if k.starts_with("user.") => {}
+                _ if layout::volume_default_key(&self.spec.name, k, v)? => {}
                 _ => return Err(layout::unknown_key("btrfs", &self.spec.name, k)),
             }
         }

@@ -102,6 +102,7 @@ impl StorageDriver for DirDriver {
                     )));
                 }
                 _ if k.starts_with("user.") => {}
+                _ if layout::volume_default_key(&self.spec.name, k, v)? => {}
                 _ => return Err(layout::unknown_key("dir", &self.spec.name, k)),
             }
         }

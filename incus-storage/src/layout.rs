@@ -23,6 +23,22 @@ pub fn check_source(pool: &str, source: &str) -> Result<()> {
     Ok(())
 }
 
+/// Checks the pool keys every driver takes as defaults of new custom volumes
+/// (`volume.snapshots.expiry`, `volume.snapshots.pattern`); `false` for any other key.
+pub fn volume_default_key(pool: &str, key: &str, value: &str) -> Result<bool> {
+    match key {
+        "volume.snapshots.expiry" => {
+            if !value.is_empty() {
+                incus_core::config::parse_expiry(value)
+                    .map_err(|e| Error::invalid(format!("Pool {pool:?}: {key}: {e}")))?;
+            }
+            Ok(true)
+        }
+        "volume.snapshots.pattern" => Ok(true),
+        _ => Ok(false),
+    }
+}
+
 /// The refusal of a pool option the driver does not know.
 pub fn unknown_key(driver: &str, pool: &str, key: &str) -> Error {
     Error::invalid(format!(

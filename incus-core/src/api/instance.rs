@@ -88,9 +88,9 @@ pub struct InstanceFull {
     /// The instance.
     #[serde(flatten)]
     pub instance: Instance,
-    /// Backups (none yet).
+    /// Backups.
     #[serde(deserialize_with = "super::null_default")]
-    pub backups: Vec<serde_json::Value>,
+    pub backups: Vec<InstanceBackup>,
     /// Live state.
     pub state: Option<InstanceState>,
     /// Snapshots.

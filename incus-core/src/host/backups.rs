@@ -13,7 +13,7 @@
 //! (`optimized_storage` is refused).
 
 use super::db::Table;
-use super::instances::{SnapshotRecord, instance_pool, storage_name};
+use super::instances::{SnapshotRecord, instance_pool, new_record, storage_name};
 use super::{Host, Operation, instance_url};
 use crate::api;
 use crate::config;
@@ -21,6 +21,7 @@ use crate::drivers::{IdShift, VolumeType};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// `backup/index.yaml` (Incus's `backup.Info`).
@@ -89,22 +90,23 @@ impl Host {
         name: &str,
     ) -> Result<Vec<api::InstanceBackup>> {
         self.get_instance_record(project, name)?;
-        let dir = self.backups_dir(project, name);
-        let mut out = Vec::new();
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            return Ok(out);
+        Ok(read_backups(&self.backups_dir(project, name)))
+    }
+
+    /// The backups of every instance that has any, by storage name (`<project>_<name>`, or
+    /// the name in `default`): for `recursion=2` listings.
+    pub(super) fn all_instance_backups(&self) -> BTreeMap<String, Vec<api::InstanceBackup>> {
+        let root = self.inner.dir.join("backups/instances");
+        let Ok(entries) = std::fs::read_dir(&root) else {
+            return BTreeMap::new();
         };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.extension().is_some_and(|x| x == "json")
-                && let Ok(text) = std::fs::read_to_string(&p)
-                && let Ok(b) = serde_json::from_str::<api::InstanceBackup>(&text)
-            {
-                out.push(b);
-            }
-        }
-        out.sort_by_key(|b| b.created_at);
-        Ok(out)
+        entries
+            .flatten()
+            .filter_map(|e| {
+                let list = read_backups(&e.path());
+                (!list.is_empty()).then(|| (e.file_name().to_string_lossy().into_owned(), list))
+            })
+            .collect()
     }
 
     /// One backup.
@@ -208,11 +210,6 @@ impl Host {
     ) -> Result<()> {
         let (driver, vol) = self.root_volume(inst)?;
         let pool_name = instance_pool(inst).to_string();
-        let snapshots = if meta.instance_only {
-            Vec::new()
-        } else {
-            self.list_snapshots(project, &inst.name)?
-        };
         let privileged = config::is_true(&inst.expanded_config, "security.privileged");
         let unshift = (!privileged).then_some(self.inner.idmap);
         let mut cfg = self.backup_config(project, inst)?;
@@ -226,7 +223,7 @@ impl Host {
             name: inst.name.clone(),
             backend: driver.info().name.to_string(),
             pool: pool_name.clone(),
-            snapshots: snapshots.iter().map(|s| s.name.clone()).collect(),
+            snapshots: cfg.snapshots.iter().map(|s| s.name.clone()).collect(),
             optimized: Some(false),
             optimized_header: Some(false),
             kind: "container".into(),
@@ -398,27 +395,8 @@ impl Host {
         let base_image = inst.put.config.get("volatile.base_image").cloned();
         inst.put.config.retain(|k, _| !k.starts_with("volatile."));
         let (ec, _) = self.validate_put(project, &inst.put)?;
-        let rec = api::Instance {
-            put: inst.put.clone(),
-            created_at: inst.created_at,
-            name: name.clone(),
-            kind: "container".into(),
-            project: project.to_string(),
-            ..Default::default()
-        };
-        let mut rec = rec;
-        rec.put
-            .config
-            .insert("volatile.rootfs.pool".into(), pool.clone());
-        rec.put
-            .config
-            .insert("volatile.uuid".into(), uuid::Uuid::new_v4().to_string());
-        rec.put
-            .config
-            .insert("volatile.last_state.power".into(), "STOPPED".into());
-        if let Some(b) = base_image {
-            rec.put.config.insert("volatile.base_image".into(), b);
-        }
+        let mut rec = new_record(project, &name, inst.put.clone(), &pool, base_image);
+        rec.created_at = inst.created_at;
         let shift: Option<IdShift> =
             (!config::is_true(&ec, "security.privileged")).then_some(self.inner.idmap);
         let lock = self.instance_lock(project, &name);
@@ -580,6 +558,25 @@ impl Host {
     }
 }
 
+/// The backups recorded in `dir` (`<backup>.json` beside each tarball), oldest first.
+fn read_backups(dir: &Path) -> Vec<api::InstanceBackup> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "json")
+            && let Ok(text) = std::fs::read_to_string(&p)
+            && let Ok(b) = serde_json::from_str::<api::InstanceBackup>(&text)
+        {
+            out.push(b);
+        }
+    }
+    out.sort_by_key(|b| b.created_at);
+    out
+}
+
 /// Writes `<dir>/<backup>` (through `<backup>.partial`) and its `<backup>.json`.
 fn write_tarball(
     dir: &Path,
@@ -627,9 +624,8 @@ fn write_tarball(
         let _ = std::fs::remove_file(&partial);
         return Err(e);
     }
+    // The tarball first, then the record that lists it.
+    std::fs::rename(&partial, &path).map_err(|e| io(&path, e))?;
     let json = serde_json::to_string(meta).map_err(|e| Error::internal(e.to_string()))?;
-    std::fs::write(path.with_extension("json"), json).map_err(|e| io(&path, e))?;
-    std::fs::rename(&partial, &path).map_err(|e| io(&path, e))
+    std::fs::write(path.with_extension("json"), json).map_err(|e| io(&path, e))
 }
-
-use std::io::Write as _;

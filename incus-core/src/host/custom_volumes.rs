@@ -9,7 +9,7 @@
 //! idmapped mount, so one volume can be shared by containers with any id map.
 
 use super::db::Table;
-use super::{Host, Operation, instance_url, with_project};
+use super::{DEFAULT_PROJECT, Host, Operation, instance_url, with_project};
 use crate::api::{self, ConfigMap};
 use crate::config;
 use crate::drivers::{InstanceDriver, PowerState, StorageDriver, Volume, VolumeType};
@@ -30,7 +30,7 @@ struct VolumeRecord {
 
 /// A custom volume snapshot as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct SnapshotRecord {
+struct VolumeSnapshotRecord {
     pool: String,
     volume: String,
     snapshot: api::StorageVolumeSnapshot,
@@ -101,16 +101,55 @@ impl Host {
         project: &str,
         pool: &str,
         name: &str,
-    ) -> Result<Vec<SnapshotRecord>> {
-        self.inner.db.list_prefix::<SnapshotRecord>(
+    ) -> Result<Vec<VolumeSnapshotRecord>> {
+        self.inner.db.list_prefix::<VolumeSnapshotRecord>(
             Table::VolumeSnapshots,
             project,
             &format!("{pool}/{name}/"),
         )
     }
 
+    /// The project owning the custom volumes of each project (one query; see
+    /// [`Host::volume_project`]).
+    fn volume_projects(&self) -> Result<BTreeMap<String, String>> {
+        Ok(self
+            .inner
+            .db
+            .list::<api::Project>(Table::Projects, None)?
+            .into_iter()
+            .map(|(_, p)| {
+                let own = p.name != DEFAULT_PROJECT
+                    && p.put
+                        .config
+                        .get("features.storage.volumes")
+                        .map(String::as_str)
+                        == Some("true");
+                let owner = if own {
+                    p.name.clone()
+                } else {
+                    DEFAULT_PROJECT.into()
+                };
+                (p.name, owner)
+            })
+            .collect())
+    }
+
+    /// The instance rows (all projects) whose custom volumes `project` owns.
+    fn instances_seeing(&self, project: &str) -> Result<Vec<(String, api::Instance)>> {
+        let owners = self.volume_projects()?;
+        Ok(self
+            .inner
+            .db
+            .list::<api::Instance>(Table::Instances, None)?
+            .into_iter()
+            .filter(|(p, _)| owners.get(p).map(String::as_str).unwrap_or(p) == project)
+            .collect())
+    }
+
     /// Who uses each custom volume of `project`: instance and profile URLs by `(pool, name)`.
+    /// Three queries, whatever the number of instances.
     fn volume_users(&self, project: &str) -> Result<BTreeMap<(String, String), Vec<String>>> {
+        let owners = self.volume_projects()?;
         let mut out: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
         let mut add = |devices: &api::DevicesMap, url: String| {
             for dev in devices.values().filter(|d| is_custom_disk(d)) {
@@ -123,17 +162,11 @@ impl Host {
                 }
             }
         };
-        for (p, inst) in self
-            .inner
-            .db
-            .list::<api::Instance>(Table::Instances, None)?
-        {
-            if self.volume_project(&p) == project {
-                add(&inst.put.devices, instance_url(&p, &inst.name));
-            }
+        for (p, inst) in self.instances_seeing(project)? {
+            add(&inst.put.devices, instance_url(&p, &inst.name));
         }
         for (p, prof) in self.inner.db.list::<api::Profile>(Table::Profiles, None)? {
-            if self.volume_project(&p) == project {
+            if owners.get(&p).map(String::as_str).unwrap_or(&p) == project {
                 add(
                     &prof.put.devices,
                     with_project(&format!("/1.0/profiles/{}", prof.name), &p),
@@ -143,27 +176,28 @@ impl Host {
         Ok(out)
     }
 
-    /// The names of the running instances whose expanded devices use the volume.
+    /// The names of the running instances whose expanded devices use the volume (profiles
+    /// expanded once per project).
     async fn running_users(&self, project: &str, pool: &str, name: &str) -> Result<Vec<String>> {
+        let mut by_project: BTreeMap<String, Vec<api::Instance>> = BTreeMap::new();
+        for (p, inst) in self.instances_seeing(project)? {
+            by_project.entry(p).or_default().push(inst);
+        }
         let mut out = Vec::new();
-        for (p, row) in self
-            .inner
-            .db
-            .list::<api::Instance>(Table::Instances, None)?
-        {
-            if self.volume_project(&p) != project {
-                continue;
-            }
-            let inst = self.get_instance_record(&p, &row.name)?;
-            let uses = inst.expanded_devices.values().any(|d| {
-                is_custom_disk(d)
-                    && d.get("pool").map(String::as_str) == Some(pool)
-                    && d.get("source").map(String::as_str) == Some(name)
-            });
-            if uses {
+        for (p, mut list) in by_project {
+            self.expand_all(&p, &mut list)?;
+            for inst in list {
+                let uses = inst.expanded_devices.values().any(|d| {
+                    is_custom_disk(d)
+                        && d.get("pool").map(String::as_str) == Some(pool)
+                        && d.get("source").map(String::as_str) == Some(name)
+                });
+                if !uses {
+                    continue;
+                }
                 let (_, spec) = self.instance_spec(&p, &inst.name)?;
                 if self.inner.lxc.power_state(&spec).await? != PowerState::Stopped {
-                    out.push(inst.name.clone());
+                    out.push(inst.name);
                 }
             }
         }
@@ -219,6 +253,15 @@ impl Host {
         let project = self.volume_project(project);
         let users = self.volume_users(&project)?;
         let prefix = format!("{pool}/");
+        // Every snapshot of the pool's volumes in one query, grouped by volume.
+        let mut snaps: BTreeMap<String, Vec<api::StorageVolumeSnapshot>> = BTreeMap::new();
+        for s in self.inner.db.list_prefix::<VolumeSnapshotRecord>(
+            Table::VolumeSnapshots,
+            &project,
+            &prefix,
+        )? {
+            snaps.entry(s.volume).or_default().push(s.snapshot);
+        }
         let mut out = Vec::new();
         for rec in self
             .inner
@@ -230,11 +273,9 @@ impl Host {
                 .get(&(pool.to_string(), v.name.clone()))
                 .cloned()
                 .unwrap_or_default();
-            let snaps = self.volume_snapshots(&project, pool, &v.name)?;
+            let own = snaps.remove(&v.name).unwrap_or_default();
             out.push(v.clone());
-            for s in snaps {
-                out.push(snapshot_as_volume(&v, &s.snapshot));
-            }
+            out.extend(own.iter().map(|s| snapshot_as_volume(&v, s)));
         }
         Ok(out)
     }
@@ -814,16 +855,16 @@ impl Host {
         })
     }
 
-    /// True when any custom volume lives on `pool` (pools holding volumes cannot be deleted).
-    pub(crate) fn pool_volume_urls(&self, pool: &str) -> Result<Vec<String>> {
-        Ok(self
-            .inner
-            .db
-            .list::<VolumeRecord>(Table::Volumes, None)?
-            .into_iter()
-            .filter(|(_, r)| r.pool == pool)
-            .map(|(p, r)| volume_url(&p, pool, &r.volume.name))
-            .collect())
+    /// The URLs of every custom volume, by pool (one query; pools holding volumes list them
+    /// in `used_by` and cannot be deleted).
+    pub(crate) fn volume_urls_by_pool(&self) -> Result<BTreeMap<String, Vec<String>>> {
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (p, r) in self.inner.db.list::<VolumeRecord>(Table::Volumes, None)? {
+            out.entry(r.pool.clone())
+                .or_default()
+                .push(volume_url(&p, &r.pool, &r.volume.name));
+        }
+        Ok(out)
     }
 
     /// The number of custom volumes a project owns (projects holding volumes cannot be
@@ -864,6 +905,9 @@ impl Host {
         project: &str,
         devices: &mut api::DevicesMap,
     ) -> Result<()> {
+        if !devices.values().any(is_custom_disk) {
+            return Ok(());
+        }
         let project = self.volume_project(project);
         for (dev_name, dev) in devices.iter_mut() {
             if !is_custom_disk(dev) {
@@ -915,7 +959,7 @@ impl Host {
     ) -> Result<api::StorageVolumeSnapshot> {
         self.inner
             .db
-            .get::<SnapshotRecord>(
+            .get::<VolumeSnapshotRecord>(
                 Table::VolumeSnapshots,
                 project,
                 &format!("{pool}/{name}/{snap}"),
@@ -994,7 +1038,7 @@ impl Host {
                 let driver = host.pool_driver(&pool)?;
                 let vol = driver_volume(&project, &name);
                 driver.create_snapshot(&vol, &snap).await?;
-                let s = SnapshotRecord {
+                let s = VolumeSnapshotRecord {
                     pool: pool.clone(),
                     volume: name.clone(),
                     snapshot: api::StorageVolumeSnapshot {
@@ -1099,7 +1143,7 @@ impl Host {
         let mut rec = self
             .inner
             .db
-            .get::<SnapshotRecord>(
+            .get::<VolumeSnapshotRecord>(
                 Table::VolumeSnapshots,
                 &project,
                 &format!("{pool}/{name}/{snap}"),
@@ -1163,7 +1207,7 @@ impl Host {
         let mut rec = self
             .inner
             .db
-            .get::<SnapshotRecord>(Table::VolumeSnapshots, &project, &k)?
+            .get::<VolumeSnapshotRecord>(Table::VolumeSnapshots, &project, &k)?
             .ok_or_else(|| Error::not_found("Storage volume snapshot not found"))?;
         rec.snapshot.description = put.description;
         rec.snapshot.expires_at = put.expires_at;
@@ -1176,10 +1220,10 @@ impl Host {
     /// The daemon calls this once a minute.
     pub async fn prune_expired_volume_snapshots(&self) -> Result<usize> {
         let now = chrono::Utc::now();
-        let expired: Vec<(String, SnapshotRecord)> = self
+        let expired: Vec<(String, VolumeSnapshotRecord)> = self
             .inner
             .db
-            .list::<SnapshotRecord>(Table::VolumeSnapshots, None)?
+            .list::<VolumeSnapshotRecord>(Table::VolumeSnapshots, None)?
             .into_iter()
             .filter(|(_, s)| {
                 s.snapshot

@@ -92,7 +92,7 @@ fn ctx(pairs: &[(&str, serde_json::Value)]) -> Option<serde_json::Map<String, se
 
 /// A new instance's record: its writable fields plus the volatile keys every new instance
 /// gets (root pool, a fresh uuid, stopped power state, the image it came from).
-fn new_record(
+pub(super) fn new_record(
     project: &str,
     name: &str,
     mut put: api::InstancePut,
@@ -120,7 +120,7 @@ fn new_record(
 
 impl Host {
     /// Expands profiles for many instances with one profile query.
-    fn expand_all(&self, project: &str, list: &mut [api::Instance]) -> Result<()> {
+    pub(super) fn expand_all(&self, project: &str, list: &mut [api::Instance]) -> Result<()> {
         let project = &self.feature_project(project, "features.profiles");
         let profiles: BTreeMap<String, api::Profile> = self
             .inner
@@ -296,6 +296,8 @@ impl Host {
                 .or_default()
                 .push(s.snapshot);
         }
+        // Backups: one directory read for all instances (only those with backups have one).
+        let mut backups = self.all_instance_backups();
         let mut out = Vec::new();
         for inst in self.list_instances(project).await? {
             let state = self.state_of(&inst).await.ok();
@@ -303,8 +305,10 @@ impl Host {
                 .remove(&(inst.project.clone(), inst.name.clone()))
                 .unwrap_or_default();
             out.push(api::InstanceFull {
+                backups: backups
+                    .remove(&storage_name(&inst.project, &inst.name))
+                    .unwrap_or_default(),
                 instance: inst,
-                backups: vec![],
                 state,
                 snapshots,
             });
@@ -1032,6 +1036,10 @@ impl Host {
                         .dir
                         .join("logs")
                         .join(storage_name(&project, &new_name)),
+                );
+                let _ = std::fs::rename(
+                    host.backups_dir(&project, &name),
+                    host.backups_dir(&project, &new_name),
                 );
                 host.inner.events.lifecycle(
                     "instance-renamed",

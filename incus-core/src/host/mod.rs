@@ -765,6 +765,7 @@ impl Host {
             .into_iter()
             .map(|(_, p)| p)
             .collect();
+        let mut volumes = self.volume_urls_by_pool()?;
         for pool in &mut pools {
             let uses = |d: &api::DevicesMap| d.values().any(|d| d.get("pool") == Some(&pool.name));
             pool.used_by = profiles
@@ -777,7 +778,7 @@ impl Host {
                         .filter(|(_, i)| instances::instance_pool(i) == pool.name)
                         .map(|(proj, i)| instance_url(proj, &i.name)),
                 )
-                .chain(self.pool_volume_urls(&pool.name)?)
+                .chain(volumes.remove(&pool.name).unwrap_or_default())
                 .collect();
             pool.status = "Created".into();
             pool.locations = vec!["none".into()];

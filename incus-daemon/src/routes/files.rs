@@ -11,12 +11,7 @@ use axum::response::{IntoResponse, Response};
 use incus_core::error::Error;
 use incus_core::host::{FileAttrs, FileContent, FilePut};
 
-fn header(h: &HeaderMap, name: &str) -> Option<String> {
-    h.get(format!("x-incus-{name}"))
-        .or_else(|| h.get(format!("x-lxd-{name}")))
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.trim().to_string())
-}
+use super::incus_header as header;
 
 /// A numeric header where -1 (or absence) means "unset".
 fn id_header(h: &HeaderMap, name: &str) -> Result<Option<u32>, ApiError> {

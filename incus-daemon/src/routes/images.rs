@@ -61,24 +61,8 @@ pub(crate) async fn upload(
         return upload_split(st, q, headers, multipart).await;
     }
     let body = request.into_body();
-    let header = |n: &str| {
-        headers
-            .get(format!("x-incus-{n}"))
-            .or_else(|| headers.get(format!("x-lxd-{n}")))
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    let ctype = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if ctype.starts_with("multipart/") {
-        return Err(incus_core::Error::unsupported(
-            "Split image upload (multipart) is not supported yet",
-        )
-        .into());
-    }
-    if ctype.starts_with("application/json") {
+    let header = |n: &str| super::incus_header(&headers, n);
+    if ctype0.starts_with("application/json") {
         return Err(incus_core::Error::unsupported(
             "Image creation from a source is not supported yet",
         )
@@ -310,11 +294,7 @@ async fn upload_split(
         )
         .into());
     }
-    let public = headers
-        .get("x-incus-public")
-        .or_else(|| headers.get("x-lxd-public"))
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == "true" || v == "1");
+    let public = super::incus_header(&headers, "public").is_some_and(|v| v == "true" || v == "1");
     let req = incus_core::host::ImageImport {
         metadata: meta.clone(),
         rootfs: Some(rootfs.clone()),

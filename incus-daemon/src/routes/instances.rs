@@ -89,14 +89,7 @@ pub(crate) async fn create(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if ctype.starts_with("application/octet-stream") {
-        let header = |n: &str| {
-            headers
-                .get(format!("x-incus-{n}"))
-                .or_else(|| headers.get(format!("x-lxd-{n}")))
-                .and_then(|v| v.to_str().ok())
-                .filter(|v| !v.is_empty())
-                .map(str::to_string)
-        };
+        let header = |n: &str| super::incus_header(&headers, n).filter(|v| !v.is_empty());
         let p = project(&q);
         st.host.get_project(&p)?;
         let dir = st.host.state_dir().join("backups");
@@ -125,7 +118,7 @@ pub(crate) async fn get(st: St, q: Q, Path(name): Path<String>) -> ApiResult {
         let full = api::InstanceFull {
             state: st.host.instance_state(&p, &name).await.ok(),
             snapshots: st.host.list_snapshots(&p, &name)?,
-            backups: vec![],
+            backups: st.host.list_instance_backups(&p, &name)?,
             instance: inst,
         };
         let tag = etag(&full.instance.put);

@@ -36,6 +36,14 @@ pub(crate) fn recursion(q: &HashMap<String, String>) -> u8 {
     q.get("recursion").and_then(|r| r.parse().ok()).unwrap_or(0)
 }
 
+/// The value of an `X-Incus-<name>` header (or its `X-LXD-` spelling), trimmed.
+pub(crate) fn incus_header(h: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    h.get(format!("x-incus-{name}"))
+        .or_else(|| h.get(format!("x-lxd-{name}")))
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_string())
+}
+
 /// Streams a request body into a new file at `path` (never held in memory); on failure the
 /// file is removed.
 pub(crate) async fn save_body(
