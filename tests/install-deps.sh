@@ -6,6 +6,8 @@ PKGS=(
   uidmap                  # /etc/subuid tooling for unprivileged containers
   busybox-static          # the test image is built from it
   btrfs-progs             # the btrfs storage driver (mkfs.btrfs, btrfs)
+  zfs-fuse                # the zfs storage driver's tests (zfs, zpool; no kernel ZFS here)
+  lvm2 thin-provisioning-tools  # the lvm storage driver (real-device test where device-mapper exists)
   squashfs-tools          # unsquashfs for split images with a squashfs rootfs; mksquashfs for tests
   xz-utils tar file       # the image builder
   gcc libc6-dev pkg-config

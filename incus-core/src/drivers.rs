@@ -144,7 +144,9 @@ pub trait StorageDriver: Send + Sync {
     /// Where the volume's filesystem is reachable on the host.
     fn volume_path(&self, vol: &Volume) -> PathBuf;
 
-    /// Where a snapshot's filesystem is reachable on the host.
+    /// Where a snapshot's filesystem is (or, for drivers that mount snapshots on demand,
+    /// will be) reachable on the host; read it between [`StorageDriver::mount_snapshot`] and
+    /// [`StorageDriver::unmount_snapshot`].
     fn snapshot_path(&self, vol: &Volume, snapshot: &str) -> PathBuf;
 
     /// Whether the volume exists.
@@ -178,15 +180,30 @@ pub trait StorageDriver: Send + Sync {
     /// Renames a snapshot.
     async fn rename_snapshot(&self, vol: &Volume, snapshot: &str, new_name: &str) -> Result<()>;
 
-    /// Creates snapshot `snapshot` of `vol` as a copy of snapshot `src_snapshot` of `src`
-    /// (copies of instances with their snapshots). Ownership is kept as it is.
-    async fn copy_snapshot(
-        &self,
-        vol: &Volume,
-        snapshot: &str,
-        src: &Volume,
-        src_snapshot: &str,
-    ) -> Result<()>;
+    /// Creates `vol` as a full, independent copy of `src` with the given snapshots of `src`
+    /// (oldest first, kept under the same names), as `incus copy` does within one pool.
+    /// Ownership is kept as it is. On failure the caller deletes `vol`.
+    async fn copy_volume(&self, vol: &Volume, src: &Volume, snapshots: &[String]) -> Result<()>;
+
+    /// Makes a snapshot's content readable on the host and returns where. Drivers whose
+    /// snapshots are always reachable (dir, btrfs) return [`StorageDriver::snapshot_path`];
+    /// others (zfs) mount it there. Pair every call with
+    /// [`StorageDriver::unmount_snapshot`].
+    async fn mount_snapshot(&self, vol: &Volume, snapshot: &str) -> Result<PathBuf> {
+        let p = self.snapshot_path(vol, snapshot);
+        if !p.is_dir() {
+            return Err(Error::not_found(format!(
+                "Snapshot {snapshot:?} of volume {:?} not found",
+                vol.name
+            )));
+        }
+        Ok(p)
+    }
+
+    /// Releases what [`StorageDriver::mount_snapshot`] set up. Idempotent.
+    async fn unmount_snapshot(&self, _vol: &Volume, _snapshot: &str) -> Result<()> {
+        Ok(())
+    }
 
     /// Replaces the volume's content with the snapshot's. The instance must be stopped.
     async fn restore_snapshot(&self, vol: &Volume, snapshot: &str) -> Result<()>;

@@ -13,7 +13,7 @@
 //! - Subvolumes that a container created inside its volume are deleted with it.
 
 use crate::copy::{disk_usage, shift_tree};
-use crate::layout::{self, LAYOUT};
+use crate::layout::{self, LAYOUT, is_mounted};
 use async_trait::async_trait;
 use incus_core::api::ConfigMap;
 use incus_core::drivers::{
@@ -129,17 +129,6 @@ async fn delete_subvolume(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Whether something is mounted at `path`.
-fn is_mounted(path: &Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let want = path.to_string_lossy();
-    info.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .any(|mp| mp.replace("\\040", " ") == want)
-}
-
 impl BtrfsDriver {
     /// A driver for the pool `spec`; checks the config.
     pub fn new(spec: StoragePoolSpec) -> Result<Self> {
@@ -147,12 +136,8 @@ impl BtrfsDriver {
         let backing = match source {
             None => {
                 // $INCUS_DIR/storage-pools/<pool> -> $INCUS_DIR/disks/<pool>.img
-                let base = spec
-                    .mount_root
-                    .parent()
-                    .and_then(Path::parent)
-                    .ok_or_else(|| Error::invalid("The pool has no state directory"))?;
-                Backing::LoopFile(base.join("disks").join(format!("{}.img", spec.name)))
+                let file = layout::loop_file(&spec)?;
+                Backing::LoopFile(file)
             }
             Some(s) if s.starts_with("/dev/") => Backing::Device(s.into()),
             Some(s) => Backing::Directory(s.into()),
@@ -301,18 +286,13 @@ impl StorageDriver for BtrfsDriver {
         for (k, v) in config {
             match k.as_str() {
                 "source" => layout::check_source(&self.spec.name, v)?,
-                "size" | "volume.size" => {
-                    incus_core::config::parse_size(v).map_err(|e| {
-                        Error::invalid(format!("Pool {:?}: {k}: {e}", self.spec.name))
-                    })?;
-                    if k == "size" && !matches!(self.backing, Backing::LoopFile(_)) {
-                        return Err(Error::invalid(format!(
-                            "Pool {:?}: \"size\" applies to loop-file pools only",
-                            self.spec.name
-                        )));
-                    }
-                }
                 "btrfs.mount_options" => {}
+                _ if layout::size_key(
+                    &self.spec.name,
+                    k,
+                    v,
+                    matches!(self.backing, Backing::LoopFile(_)),
+                )? => {}
                 _ if k.starts_with("user.") => {}
                 _ if layout::volume_default_key(&self.spec.name, k, v)? => {}
                 _ => return Err(layout::unknown_key("btrfs", &self.spec.name, k)),
@@ -325,20 +305,7 @@ impl StorageDriver for BtrfsDriver {
         match &self.backing {
             Backing::LoopFile(file) => {
                 if !file.exists() {
-                    let size = self
-                        .spec
-                        .config
-                        .get("size")
-                        .map(String::as_str)
-                        .unwrap_or(DEFAULT_SIZE);
-                    let bytes = incus_core::config::parse_size(size).map_err(Error::invalid)?;
-                    if let Some(parent) = file.parent() {
-                        tokio::fs::create_dir_all(parent)
-                            .await
-                            .map_err(|e| io(parent, e))?;
-                    }
-                    let f = std::fs::File::create_new(file).map_err(|e| io(file, e))?;
-                    f.set_len(bytes).map_err(|e| io(file, e))?;
+                    layout::create_loop_file(file, &self.spec.config, DEFAULT_SIZE)?;
                     if let Err(e) = run(
                         "mkfs.btrfs",
                         &[
@@ -531,18 +498,13 @@ impl StorageDriver for BtrfsDriver {
         layout::rename_new(&from, &to)
     }
 
-    async fn copy_snapshot(
-        &self,
-        vol: &Volume,
-        snapshot: &str,
-        src: &Volume,
-        src_snapshot: &str,
-    ) -> Result<()> {
-        let (from, to) = (
-            self.snapshot_path(src, src_snapshot),
-            self.snapshot_path(vol, snapshot),
-        );
-        self.snapshot(&from, &to, true).await
+    async fn copy_volume(&self, vol: &Volume, src: &Volume, snapshots: &[String]) -> Result<()> {
+        self.create_volume_from_copy(vol, src, None).await?;
+        for s in snapshots {
+            let (from, to) = (self.snapshot_path(src, s), self.snapshot_path(vol, s));
+            self.snapshot(&from, &to, true).await?;
+        }
+        Ok(())
     }
 
     async fn restore_snapshot(&self, vol: &Volume, snapshot: &str) -> Result<()> {

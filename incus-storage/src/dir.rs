@@ -217,18 +217,13 @@ impl StorageDriver for DirDriver {
         copy_new(from, to, None).await
     }
 
-    async fn copy_snapshot(
-        &self,
-        vol: &Volume,
-        snapshot: &str,
-        src: &Volume,
-        src_snapshot: &str,
-    ) -> Result<()> {
-        let (from, to) = (
-            self.snapshot_path(src, src_snapshot),
-            self.snapshot_path(vol, snapshot),
-        );
-        copy_new(from, to, None).await
+    async fn copy_volume(&self, vol: &Volume, src: &Volume, snapshots: &[String]) -> Result<()> {
+        self.create_volume_from_copy(vol, src, None).await?;
+        for s in snapshots {
+            let (from, to) = (self.snapshot_path(src, s), self.snapshot_path(vol, s));
+            copy_new(from, to, None).await?;
+        }
+        Ok(())
     }
 
     async fn delete_snapshot(&self, vol: &Volume, snapshot: &str) -> Result<()> {

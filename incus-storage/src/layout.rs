@@ -62,3 +62,69 @@ pub fn rename_volume(from: &Path, to: &Path, snaps_from: &Path, snaps_to: &Path)
     }
     Ok(())
 }
+
+/// Whether something is mounted at `path`.
+pub fn is_mounted(path: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = path.to_string_lossy();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|mp| mp.replace("\\040", " ") == want)
+}
+
+/// The loop file of a pool without `source`: `$INCUS_DIR/disks/<pool>.img`, found from the
+/// pool's mount root `$INCUS_DIR/storage-pools/<pool>`.
+pub fn loop_file(spec: &incus_core::drivers::StoragePoolSpec) -> Result<std::path::PathBuf> {
+    let base = spec
+        .mount_root
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| Error::invalid("The pool has no state directory"))?;
+    Ok(base.join("disks").join(format!("{}.img", spec.name)))
+}
+
+/// Creates the sparse loop file `file` of the pool's `size` (or `default`); it must not exist.
+pub fn create_loop_file(
+    file: &Path,
+    config: &incus_core::api::ConfigMap,
+    default: &str,
+) -> Result<()> {
+    let size = config.get("size").map(String::as_str).unwrap_or(default);
+    let bytes = incus_core::config::parse_size(size).map_err(Error::invalid)?;
+    if let Some(parent) = file.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent.display(), e))?;
+    }
+    let f = std::fs::File::create_new(file).map_err(|e| Error::io(file.display(), e))?;
+    f.set_len(bytes).map_err(|e| Error::io(file.display(), e))
+}
+
+/// Checks the `size` and `volume.size` keys; `false` for any other key. `size` is only for
+/// pools on a loop file.
+pub fn size_key(pool: &str, key: &str, value: &str, loop_file: bool) -> Result<bool> {
+    if key != "size" && key != "volume.size" {
+        return Ok(false);
+    }
+    incus_core::config::parse_size(value)
+        .map_err(|e| Error::invalid(format!("Pool {pool:?}: {key}: {e}")))?;
+    if key == "size" && !loop_file {
+        return Err(Error::invalid(format!(
+            "Pool {pool:?}: \"size\" applies to loop-file pools only"
+        )));
+    }
+    Ok(true)
+}
+
+/// A pool spec for unit tests: pool `p` under `state` with `config`.
+#[cfg(test)]
+pub fn test_spec(state: &Path, config: &[(&str, &str)]) -> incus_core::drivers::StoragePoolSpec {
+    incus_core::drivers::StoragePoolSpec {
+        name: "p".into(),
+        config: config
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        mount_root: state.join("storage-pools/p"),
+    }
+}

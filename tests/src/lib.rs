@@ -34,7 +34,7 @@ mod tests {
         let mut r = DriverRegistry::new();
         incus_storage::register_all(&mut r);
         incus_network::register_all(&mut r);
-        assert_eq!(r.storage_drivers(), vec!["btrfs", "dir"]);
+        assert_eq!(r.storage_drivers(), vec!["btrfs", "dir", "lvm", "zfs"]);
         let dir = tempfile::tempdir().expect("tempdir");
         let spec = StoragePoolSpec {
             name: "p".into(),

@@ -231,27 +231,37 @@ impl Host {
         };
         let yaml = serde_saphyr::to_string(&index)
             .map_err(|e| Error::internal(format!("index.yaml: {e}")))?;
-        let sources: Vec<(PathBuf, PathBuf)> = index
-            .snapshots
-            .iter()
-            .map(|s| {
-                (
-                    driver.snapshot_path(&vol, s),
-                    Path::new("backup/snapshots").join(s),
-                )
-            })
-            .chain(std::iter::once((
-                driver.volume_path(&vol),
-                PathBuf::from("backup/container"),
-            )))
-            .collect();
+        let mut sources: Vec<(PathBuf, PathBuf)> = Vec::new();
+        let mut mounted = Vec::new();
+        let mut mount_err = None;
+        for s in &index.snapshots {
+            match driver.mount_snapshot(&vol, s).await {
+                Ok(p) => {
+                    mounted.push(s.clone());
+                    sources.push((p, Path::new("backup/snapshots").join(s)));
+                }
+                Err(e) => {
+                    mount_err = Some(e);
+                    break;
+                }
+            }
+        }
+        sources.push((driver.volume_path(&vol), PathBuf::from("backup/container")));
         let dir = self.backups_dir(project, &inst.name);
         let meta = meta.clone();
-        tokio::task::spawn_blocking(move || {
-            write_tarball(&dir, &meta, &yaml, &sources, unshift, compression)
-        })
-        .await
-        .map_err(|e| Error::internal(e.to_string()))?
+        let written = match mount_err {
+            Some(e) => Err(e),
+            None => tokio::task::spawn_blocking(move || {
+                write_tarball(&dir, &meta, &yaml, &sources, unshift, compression)
+            })
+            .await
+            .map_err(|e| Error::internal(e.to_string()))
+            .and_then(|r| r),
+        };
+        for s in &mounted {
+            driver.unmount_snapshot(&vol, s).await?;
+        }
+        written
     }
 
     /// Deletes a backup (an operation).

@@ -522,11 +522,11 @@ impl Host {
         }
         let work = async {
             if c.src_pool == c.pool {
-                driver.create_volume_from_copy(&vol, &src_vol, None).await?;
-                for s in &snaps {
-                    let sn = snap_name(&s.snapshot);
-                    driver.copy_snapshot(&vol, sn, &src_vol, sn).await?;
-                }
+                let names: Vec<String> = snaps
+                    .iter()
+                    .map(|s| snap_name(&s.snapshot).to_string())
+                    .collect();
+                driver.copy_volume(&vol, &src_vol, &names).await?;
             } else {
                 // Across drivers: replay each snapshot's content into the new volume and
                 // snapshot it, oldest first, then the current content.
@@ -534,8 +534,10 @@ impl Host {
                 let dst = driver.volume_path(&vol);
                 for s in &snaps {
                     let sn = snap_name(&s.snapshot);
-                    let from = src_driver.snapshot_path(&src_vol, sn);
-                    replace_contents(from, dst.clone(), None).await?;
+                    let from = src_driver.mount_snapshot(&src_vol, sn).await?;
+                    let r = replace_contents(from, dst.clone(), None).await;
+                    src_driver.unmount_snapshot(&src_vol, sn).await?;
+                    r?;
                     driver.create_snapshot(&vol, sn).await?;
                 }
                 replace_contents(src_driver.volume_path(&src_vol), dst, None).await?;

@@ -599,15 +599,11 @@ impl Host {
                 let (driver, src_vol) = host.root_volume(&src)?;
                 let vol = Volume::new(VolumeType::Container, storage_name(&project, &name));
                 host.claim_volume(&project, &name, &driver, &vol).await?;
-                driver.create_volume_from_copy(&vol, &src_vol, None).await?;
+                let names: Vec<String> = snapshots.iter().map(|s| s.name.clone()).collect();
                 let copied = async {
+                    driver.copy_volume(&vol, &src_vol, &names).await?;
                     host.apply_root_size(&driver, &vol, &root_devices, &pool)
                         .await?;
-                    for snap in &snapshots {
-                        driver
-                            .copy_snapshot(&vol, &snap.name, &src_vol, &snap.name)
-                            .await?;
-                    }
                     host.inner
                         .db
                         .insert(Table::Instances, &project, &name, &record)?;
