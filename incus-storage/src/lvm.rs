@@ -573,7 +573,10 @@ impl StorageDriver for LvmDriver {
         let path = self.volume_path(vol);
         if self.thinpool.is_some() {
             self.thin_snapshot(&from, &to, false).await?;
-            self.mount_lv(&to, &path, false).await?;
+            if let Err(e) = self.mount_lv(&to, &path, false).await {
+                let _ = self.run("lvremove", &["-f", &self.full(&to)]).await;
+                return Err(e);
+            }
             if let Some(shift) = shift {
                 let target = path.clone();
                 let r =

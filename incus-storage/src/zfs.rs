@@ -218,8 +218,9 @@ impl ZfsDriver {
         }
     }
 
-    /// `(name, origin)` of every filesystem below the root dataset.
-    async fn filesystems(&self) -> Result<Vec<(String, String)>> {
+    /// The `columns` (comma-separated `zfs list` properties) of every filesystem below the
+    /// root dataset, one row each.
+    async fn list_filesystems(&self, columns: &str) -> Result<Vec<Vec<String>>> {
         let out = run(
             "zfs",
             &[
@@ -229,15 +230,27 @@ impl ZfsDriver {
                 "-t",
                 "filesystem",
                 "-o",
-                "name,origin",
+                columns,
                 &self.root,
             ],
         )
         .await?;
         Ok(out
             .lines()
-            .filter_map(|l| l.split_once('\t'))
-            .map(|(n, o)| (n.to_string(), o.to_string()))
+            .map(|l| l.split('\t').map(str::to_string).collect())
+            .collect())
+    }
+
+    /// `(name, origin)` of every filesystem below the root dataset.
+    async fn filesystems(&self) -> Result<Vec<(String, String)>> {
+        Ok(self
+            .list_filesystems("name,origin")
+            .await?
+            .into_iter()
+            .filter_map(|row| match &row[..] {
+                [n, o] => Some((n.clone(), o.clone())),
+                _ => None,
+            })
             .collect())
     }
 
@@ -504,35 +517,23 @@ impl StorageDriver for ZfsDriver {
             args.push(&self.zpool);
             run("zpool", &args).await?;
         }
-        // Snapshot mounts are transient: whatever a crash left is dropped.
-        let all = self.filesystems().await?;
+        // One listing: snapshot mounts are transient (whatever a crash left is dropped), every
+        // other filesystem with a mountpoint is mounted.
+        let all = self.list_filesystems("name,mountpoint,mounted").await?;
         let snapmounts = format!("{}/snapmounts/", self.root);
-        for (name, _) in all.iter().filter(|(n, _)| n.starts_with(&snapmounts)) {
-            if name.matches('/').count() == snapmounts.matches('/').count() {
-                zfs(&["destroy", "-r", name]).await?;
-            }
-        }
-        let out = run(
-            "zfs",
-            &[
-                "list",
-                "-H",
-                "-r",
-                "-t",
-                "filesystem",
-                "-o",
-                "name,mountpoint,mounted",
-                &self.root,
-            ],
-        )
-        .await?;
-        for line in out.lines() {
-            let f: Vec<&str> = line.split('\t').collect();
-            if let [name, mp, "no"] = f[..]
-                && mp.starts_with('/')
-                && !name.starts_with(&snapmounts)
-            {
-                zfs(&["mount", name]).await?;
+        let depth = snapmounts.matches('/').count();
+        for row in &all {
+            match &row[..] {
+                [name, ..]
+                    if name.starts_with(&snapmounts) && name.matches('/').count() == depth =>
+                {
+                    zfs(&["destroy", "-r", name]).await?;
+                }
+                [name, ..] if name.starts_with(&snapmounts) => {}
+                [name, mp, mounted] if mounted == "no" && mp.starts_with('/') => {
+                    zfs(&["mount", name]).await?;
+                }
+                _ => {}
             }
         }
         self.make_layout().await
@@ -608,7 +609,10 @@ impl StorageDriver for ZfsDriver {
         }
         // Each snapshot as an incremental stream on the previous one, then the current state
         // through a temporary snapshot, dropped on both sides afterwards.
-        let temp = format!("copy-{}", std::process::id());
+        // Unique per call: two copies of one source may run at once.
+        static COPIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let temp = format!("copy-{}-{n}", std::process::id());
         let mut names: Vec<String> = snapshots.iter().map(|s| format!("snapshot-{s}")).collect();
         names.push(temp.clone());
         zfs(&["snapshot", &format!("{from}@{temp}")]).await?;

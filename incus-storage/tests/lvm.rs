@@ -306,12 +306,10 @@ async fn failures_are_reported_and_cleaned_up() {
     assert_eq!(tr.finished(), Ok(()));
     assert!(!file.exists(), "loop file removed");
     // A failed mkfs removes the new LV.
-    let root = t.path().join("storage-pools/p");
     let tr = Arc::new(
-        Transcript::parse(&format!(
-            "$ lvs --noheadings -o lv_name vg0\n  IncusThinPool\n$ lvcreate -Wy --yes --thin -n custom_default_v --virtualsize 10737418240b vg0/IncusThinPool\n$1 mkfs.ext4 -q -E nodiscard /dev/vg0/custom_default_v\n  mkfs failed\n$ lvremove -f vg0/custom_default_v\n# {}\n",
-            root.display()
-        ))
+        Transcript::parse(
+            "$ lvs --noheadings -o lv_name vg0\n  IncusThinPool\n$ lvcreate -Wy --yes --thin -n custom_default_v --virtualsize 10737418240b vg0/IncusThinPool\n$1 mkfs.ext4 -q -E nodiscard /dev/vg0/custom_default_v\n  mkfs failed\n$ lvremove -f vg0/custom_default_v\n",
+        )
         .expect("parse"),
     );
     let d =

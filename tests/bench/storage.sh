@@ -64,17 +64,16 @@ export_import() {
 }
 
 STEPS=${STEPS:-"a f export"}
+want() { case " $STEPS " in *" $1 "*) return 0 ;; esac; return 1; }
 run_bench() { # TAG
     local tag=$1
-    case " $STEPS " in *" a "*) ;; *) return_a=1 ;; esac
-    [ -n "${return_a:-}" ] || INCUS_POOLS="default btrfs" IMAGE=debian IMAGE_TARBALL="$DEB" OUT="$OUT/$tag-a" \
+    ! want a || INCUS_POOLS="default btrfs" IMAGE=debian IMAGE_TARBALL="$DEB" OUT="$OUT/$tag-a" \
         SECTIONS="a" QUICK=1 REPS_WARM=$REPS REPS_COLD=1 DAEMON_CTL=none MONITOR_PATTERN="${MONITOR_PATTERN:-}" \
         bash "$PEER/bench.sh" >/dev/null 2>&1 || true
-    case " $STEPS " in *" f "*) ;; *) return_f=1 ;; esac
-    [ -n "${return_f:-}" ] || INCUS_POOLS="default btrfs" IMAGE=busybox IMAGE_TARBALL="$OUT/images/busybox.tar.xz" OUT="$OUT/$tag-f" \
+    ! want f || INCUS_POOLS="default btrfs" IMAGE=busybox IMAGE_TARBALL="$OUT/images/busybox.tar.xz" OUT="$OUT/$tag-f" \
         SECTIONS="f" QUICK=1 DATA_MB=$DATA_MB SNAP_REPS=5 COPY_REPS=$REPS DAEMON_CTL=none \
         bash "$PEER/bench.sh" >/dev/null 2>&1 || true
-    case " $STEPS " in *" export "*) export_import "$tag" >"$OUT/$tag-export.tsv" ;; esac
+    ! want export || export_import "$tag" >"$OUT/$tag-export.tsv"
 }
 
 export INCUS_CONF
