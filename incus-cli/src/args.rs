@@ -113,12 +113,44 @@ pub enum Cmd {
         /// New name.
         new: String,
     },
-    /// Move (rename) instances within a server.
+    /// Move (rename) instances within a server, or to another storage pool.
     Move {
         /// Current name.
         old: String,
         /// New name.
-        new: String,
+        new: Option<String>,
+        /// Storage pool to move the (stopped) instance to.
+        #[arg(short, long)]
+        storage: Option<String>,
+        /// Move the instance without its snapshots.
+        #[arg(long)]
+        instance_only: bool,
+    },
+    /// Export instance backups.
+    Export {
+        /// Instance.
+        name: String,
+        /// The backup file to write (default `backup.tar.gz`).
+        target: Option<String>,
+        /// Leave the snapshots out.
+        #[arg(long)]
+        instance_only: bool,
+        /// Compression: `gzip` (default), `none`, `xz` or `zstd`.
+        #[arg(long)]
+        compression: Option<String>,
+        /// Native storage format (not supported yet: refused by the server).
+        #[arg(long)]
+        optimized_storage: bool,
+    },
+    /// Import instance backups.
+    Import {
+        /// The backup file.
+        file: String,
+        /// Name of the new instance (default: the name in the backup).
+        name: Option<String>,
+        /// Storage pool for the instance.
+        #[arg(short, long)]
+        storage: Option<String>,
     },
     /// Copy instances within a server.
     #[command(alias = "cp")]
@@ -136,6 +168,9 @@ pub enum Cmd {
         /// Ephemeral copy.
         #[arg(short, long)]
         ephemeral: bool,
+        /// Storage pool for the copy.
+        #[arg(short, long)]
+        storage: Option<String>,
     },
     /// List instances.
     #[command(alias = "ls")]
@@ -832,6 +867,33 @@ pub enum StorageCmd {
 /// `incus storage volume`.
 #[derive(Debug, Subcommand)]
 pub enum VolumeCmd {
+    /// Export custom storage volumes.
+    Export {
+        /// Pool.
+        pool: String,
+        /// Volume.
+        volume: String,
+        /// The backup file to write (default `backup.tar.gz`).
+        target: Option<String>,
+        /// Leave the snapshots out.
+        #[arg(long)]
+        volume_only: bool,
+        /// Compression: `gzip` (default), `none`, `xz` or `zstd`.
+        #[arg(long)]
+        compression: Option<String>,
+        /// Native storage format (not supported yet: refused by the server).
+        #[arg(long)]
+        optimized_storage: bool,
+    },
+    /// Import custom storage volumes.
+    Import {
+        /// Pool.
+        pool: String,
+        /// The backup file.
+        file: String,
+        /// Name of the new volume (default: the name in the backup).
+        name: Option<String>,
+    },
     /// List storage volumes.
     #[command(alias = "ls")]
     List {

@@ -16,7 +16,7 @@ struct Env {
 impl Drop for Env {
     fn drop(&mut self) {
         // Stop whatever is still running (by our own client), then the daemon we started.
-        let _ = self.run(&["delete", "-f", "c1", "c2", "c3", "e1"], b"");
+        let _ = self.run(&["delete", "-f", "c1", "c2", "c3", "c4", "c5", "e1"], b"");
         let _ = self.run(&["--project", "p1", "delete", "-f", "pc1"], b"");
         let _ = self.daemon.kill();
         let _ = self.daemon.wait();
@@ -641,4 +641,166 @@ fn storage_volume_commands() {
     );
     e.ok(&["storage", "volume", "delete", "default", "data"]);
     assert!(!vol.exists());
+}
+
+/// `incus export`/`import` and `incus storage volume export`/`import` with our client:
+/// round trips with and without snapshots, compression choices, name and pool overrides,
+/// the server's temporary backups removed, and a refused import leaving nothing.
+#[test]
+fn export_and_import_commands() {
+    if std::env::var("INCUS_TEST_PRIVILEGED").as_deref() != Ok("1") {
+        eprintln!("SKIPPED export_and_import_commands: set INCUS_TEST_PRIVILEGED=1 (as root)");
+        return;
+    }
+    let e = Env::start();
+    e.ok(&["admin", "waitready", "--timeout", "20"]);
+    e.ok(&[
+        "image",
+        "import",
+        &e.image("busybox.tar.xz"),
+        "--alias",
+        "busybox",
+    ]);
+    let out = tempfile::tempdir().expect("tempdir");
+    let file = |n: &str| out.path().join(n).to_str().expect("path").to_string();
+    e.ok(&["launch", "busybox", "c1"]);
+    e.ok(&["exec", "c1", "--", "sh", "-c", "echo one > /root/f"]);
+    e.ok(&["snapshot", "create", "c1", "s0"]);
+    e.ok(&["exec", "c1", "--", "sh", "-c", "echo two > /root/f"]);
+    assert_eq!(
+        e.ok(&["export", "c1", &file("c1.tar.zst"), "--compression", "zstd"]),
+        "Backup exported successfully!\n"
+    );
+    let magic = std::fs::read(file("c1.tar.zst")).expect("read");
+    assert_eq!(&magic[..4], &[0x28, 0xb5, 0x2f, 0xfd], "zstd frame");
+    assert_eq!(e.ok(&["query", "/1.0/instances/c1/backups"]).trim(), "[]");
+    e.ok(&["import", &file("c1.tar.zst"), "c2"]);
+    e.ok(&["start", "c2"]);
+    assert_eq!(e.ok(&["exec", "c2", "--", "cat", "/root/f"]), "two\n");
+    assert!(
+        e.ok(&["snapshot", "list", "c2", "-f", "csv"])
+            .starts_with("s0,")
+    );
+    e.ok(&["export", "c1", &file("c1-only.tar.gz"), "--instance-only"]);
+    e.ok(&[
+        "import",
+        &file("c1-only.tar.gz"),
+        "c3",
+        "--storage",
+        "default",
+    ]);
+    assert_eq!(e.ok(&["snapshot", "list", "c3", "-f", "csv"]), "");
+    assert!(
+        e.fails(&["import", &file("c1-only.tar.gz"), "c3"])
+            .contains("already exists")
+    );
+    assert!(
+        e.fails(&["export", "c1", &file("x.tar.gz"), "--optimized-storage"])
+            .contains("not supported")
+    );
+    // Custom volumes.
+    let vol = e.dir.path().join("storage-pools/default/custom");
+    e.ok(&["storage", "volume", "create", "default", "data", "user.k=v"]);
+    std::fs::write(vol.join("default_data/f"), "old\n").expect("write");
+    e.ok(&[
+        "storage", "volume", "snapshot", "create", "default", "data", "snap0",
+    ]);
+    std::fs::write(vol.join("default_data/f"), "new\n").expect("write");
+    assert_eq!(
+        e.ok(&[
+            "storage",
+            "volume",
+            "export",
+            "default",
+            "data",
+            &file("data.tar.gz")
+        ]),
+        "Backup exported successfully!\n"
+    );
+    e.ok(&[
+        "storage",
+        "volume",
+        "export",
+        "default",
+        "data",
+        &file("data-only.tar.xz"),
+        "--volume-only",
+        "--compression",
+        "xz",
+    ]);
+    e.ok(&[
+        "storage",
+        "volume",
+        "import",
+        "default",
+        &file("data.tar.gz"),
+        "copy1",
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(vol.join("default_copy1/f")).expect("f"),
+        "new\n"
+    );
+    assert_eq!(
+        e.ok(&["storage", "volume", "get", "default", "copy1", "user.k"]),
+        "v\n"
+    );
+    assert!(
+        e.ok(&[
+            "storage", "volume", "snapshot", "list", "default", "copy1", "-f", "csv"
+        ])
+        .starts_with("snap0,")
+    );
+    e.ok(&[
+        "storage",
+        "volume",
+        "import",
+        "default",
+        &file("data-only.tar.xz"),
+        "copy2",
+    ]);
+    assert_eq!(
+        e.ok(&[
+            "storage", "volume", "snapshot", "list", "default", "copy2", "-f", "csv"
+        ]),
+        ""
+    );
+    // An instance backup is refused as a volume, and nothing is made.
+    assert!(
+        e.fails(&[
+            "storage",
+            "volume",
+            "import",
+            "default",
+            &file("c1-only.tar.gz"),
+            "bad"
+        ])
+        .contains("Not a custom volume backup")
+    );
+    assert!(!vol.join("default_bad").exists());
+    for v in ["data", "copy1", "copy2"] {
+        e.ok(&["storage", "volume", "delete", "default", v]);
+    }
+    // Copies and moves to another pool.
+    e.ok(&["storage", "create", "d2", "dir"]);
+    let d2 = e.dir.path().join("storage-pools/d2/containers");
+    e.ok(&["copy", "c1", "c4", "--storage", "d2"]);
+    assert!(d2.join("c4/rootfs/root/f").exists());
+    assert!(
+        e.ok(&["snapshot", "list", "c4", "-f", "csv"])
+            .starts_with("s0,")
+    );
+    e.ok(&["stop", "-f", "c2"]);
+    e.ok(&["move", "c2", "c5", "--storage", "d2"]);
+    assert!(d2.join("c5/rootfs/root/f").exists());
+    assert!(
+        !e.dir
+            .path()
+            .join("storage-pools/default/containers/c2")
+            .exists()
+    );
+    e.ok(&["start", "c5"]);
+    assert_eq!(e.ok(&["exec", "c5", "--", "cat", "/root/f"]), "two\n");
+    assert!(e.fails(&["move", "c5"]).contains("--storage"));
+    e.ok(&["delete", "-f", "c1", "c3", "c4", "c5"]);
+    e.ok(&["storage", "delete", "d2"]);
 }

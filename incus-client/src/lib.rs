@@ -19,11 +19,13 @@
 //! callbacks. The unix socket transport builds on unix platforms only; the types build
 //! everywhere.
 
+mod backups;
 mod console;
 mod exec;
 mod files;
 mod objects;
 
+pub use backups::BackupOptions;
 pub use console::ConsoleIo;
 pub use exec::{ExecArgs, ExecIo};
 
@@ -533,8 +535,9 @@ impl Client {
         Ok(())
     }
 
-    /// Downloads the raw bytes of `path` (for image export and log files).
-    pub async fn get_raw(&self, path: &str) -> Result<(reqwest::header::HeaderMap, Vec<u8>)> {
+    /// `GET path` answered with a body rather than an envelope (an error envelope becomes an
+    /// [`Error`]).
+    pub(crate) async fn get_body(&self, path: &str) -> Result<reqwest::Response> {
         let resp = self
             .http
             .get(self.url(path))
@@ -545,6 +548,12 @@ impl Client {
             decode(&self.socket, resp).await?;
             return Err(Error::internal("unexpected answer"));
         }
+        Ok(resp)
+    }
+
+    /// Downloads the raw bytes of `path` (for image export and log files).
+    pub async fn get_raw(&self, path: &str) -> Result<(reqwest::header::HeaderMap, Vec<u8>)> {
+        let resp = self.get_body(path).await?;
         let headers = resp.headers().clone();
         let bytes = resp.bytes().await.map_err(|e| transport(&self.socket, e))?;
         Ok((headers, bytes.to_vec()))

@@ -21,6 +21,10 @@ enum Kind {
     CpuAllowance,
     /// Free text.
     Text,
+    /// A snapshot schedule (`snapshots.schedule`).
+    Schedule,
+    /// An expiry (`snapshots.expiry`).
+    Expiry,
 }
 
 /// The instance keys this engine knows and applies.
@@ -37,6 +41,10 @@ const INSTANCE_KEYS: &[(&str, Kind)] = &[
     ("security.privileged", Kind::Bool),
     ("security.protection.delete", Kind::Bool),
     ("raw.lxc", Kind::Text),
+    ("snapshots.expiry", Kind::Expiry),
+    ("snapshots.pattern", Kind::Text),
+    ("snapshots.schedule", Kind::Schedule),
+    ("snapshots.schedule.stopped", Kind::Bool),
 ];
 
 /// Free namespaces: anything under these prefixes is accepted as is.
@@ -112,6 +120,86 @@ fn check_value(kind: Kind, value: &str) -> std::result::Result<(), String> {
             Ok(())
         }
         Kind::Text => Ok(()),
+        Kind::Schedule => Schedule::parse(value)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Kind::Expiry => parse_expiry(value).map(|_| ()).map_err(|e| e.to_string()),
+    }
+}
+
+/// The name of a new snapshot from `snapshots.pattern` (`snap%d` when empty): `%d` becomes
+/// the first number giving a free name; a pattern without `%d` is used as is, then with
+/// `-1`, `-2`... appended while taken.
+pub fn next_snapshot_name(pattern: &str, taken: impl Fn(&str) -> bool) -> String {
+    let pattern = if pattern.is_empty() {
+        "snap%d"
+    } else {
+        pattern
+    };
+    if pattern.contains("%d") {
+        return (0u64..)
+            .map(|i| pattern.replace("%d", &i.to_string()))
+            .find(|n| !taken(n))
+            .unwrap_or_default();
+    }
+    if !taken(pattern) {
+        return pattern.to_string();
+    }
+    (1u64..)
+        .map(|i| format!("{pattern}-{i}"))
+        .find(|n| !taken(n))
+        .unwrap_or_default()
+}
+
+/// A snapshot schedule (`snapshots.schedule`): a cron expression (`<minute> <hour> <day of
+/// month> <month> <day of week>`) or a comma-separated list of `@hourly`, `@daily`,
+/// `@midnight`, `@weekly`, `@monthly`, `@annually`, `@yearly`, as Incus accepts.
+#[derive(Debug, Clone)]
+pub struct Schedule(Vec<croner::Cron>);
+
+impl Schedule {
+    /// Parses a schedule; an empty one never fires.
+    pub fn parse(s: &str) -> Result<Schedule> {
+        let parser = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Disallowed)
+            .year(croner::parser::Year::Disallowed)
+            .build();
+        let s = s.trim();
+        let parts: Vec<&str> = if s.starts_with('@') {
+            s.split(',').map(str::trim).collect()
+        } else if s.is_empty() {
+            Vec::new()
+        } else {
+            vec![s]
+        };
+        let crons = parts
+            .into_iter()
+            .map(|p| {
+                let p = if p.eq_ignore_ascii_case("@midnight") {
+                    "@daily"
+                } else {
+                    p
+                };
+                parser.parse(p).map_err(|e| {
+                    Error::invalid(format!(
+                        "Invalid schedule {p:?} ({e}): use a cron expression such as \"0 6 * * *\" or @hourly, @daily, @weekly, @monthly, @yearly"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Schedule(crons))
+    }
+
+    /// Whether the schedule fires in `(after, until]` (whole minutes).
+    pub fn fires_between(
+        &self,
+        after: chrono::DateTime<chrono::Utc>,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> bool {
+        self.0.iter().any(|c| {
+            c.find_next_occurrence(&after, false)
+                .is_ok_and(|next| next <= until)
+        })
     }
 }
 

@@ -915,3 +915,204 @@ async fn survives_owner_sigkill() {
         .await
         .expect("deleted");
 }
+
+/// The periodic tasks (`Host::run_periodic_tasks`, which incusd runs once a minute) on
+/// chosen time windows: `snapshots.schedule` of instances (running, stopped with and without
+/// `snapshots.schedule.stopped`) and of custom volumes fires only in its window, names come
+/// from `snapshots.pattern`, `snapshots.expiry` sets the expiry, and expired snapshots and
+/// backups (instance and volume) are deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_snapshots_and_expiry() {
+    use chrono::{Duration, DurationRound, Timelike};
+    if !enabled("scheduled_snapshots_and_expiry") {
+        return;
+    }
+    let (_dir, host) = host_with_image().await;
+    let t0 = chrono::Utc::now();
+    // The next whole hour after t0: `@hourly` fires there.
+    let h = t0.duration_trunc(Duration::hours(1)).expect("trunc") + Duration::hours(1);
+    let window = (h - Duration::minutes(1), h);
+    launch(
+        &host,
+        "run1",
+        &[
+            ("snapshots.schedule", "@hourly"),
+            ("snapshots.pattern", "auto-%d"),
+            ("snapshots.expiry", "2H"),
+        ],
+    )
+    .await;
+    let mut stopped = launch_req("stop1", &[("snapshots.schedule", "@hourly")]);
+    stopped.start = false;
+    host.create_instance(P, stopped)
+        .await
+        .expect("create")
+        .wait()
+        .await
+        .expect("init");
+    let mut stopped = launch_req(
+        "stop2",
+        &[
+            ("snapshots.schedule", "@hourly, @daily"),
+            ("snapshots.schedule.stopped", "true"),
+        ],
+    );
+    stopped.start = false;
+    host.create_instance(P, stopped)
+        .await
+        .expect("create")
+        .wait()
+        .await
+        .expect("init");
+    // Refused schedules and expiries, on instances and volumes.
+    for (k, v) in [
+        ("snapshots.schedule", "61 * * * *"),
+        ("snapshots.schedule", "@sometimes"),
+        ("snapshots.expiry", "3x"),
+    ] {
+        let e = host
+            .create_instance(P, launch_req("bad", &[(k, v)]))
+            .await
+            .expect_err("bad config refused");
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{k}={v}: {e}");
+    }
+    let volume = |name: &str, schedule: String| api::StorageVolumesPost {
+        name: name.into(),
+        put: api::StorageVolumePut {
+            config: [("snapshots.schedule".to_string(), schedule)].into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    // v1 fires at h; v2 an hour later.
+    let at = |t: chrono::DateTime<chrono::Utc>| format!("{} {} * * *", t.minute(), t.hour());
+    host.create_custom_volume(P, "default", volume("v1", at(h)))
+        .await
+        .expect("v1");
+    host.create_custom_volume(P, "default", volume("v2", at(h + Duration::hours(1))))
+        .await
+        .expect("v2");
+    let e = host
+        .create_custom_volume(P, "default", volume("v3", "* * *".into()))
+        .await
+        .expect_err("bad schedule");
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+
+    // A window where nothing fires.
+    let r = host
+        .run_periodic_tasks(
+            window.0 - Duration::minutes(5),
+            window.0 - Duration::minutes(4),
+        )
+        .await;
+    assert!(r.snapshots_taken.is_empty() && r.errors.is_empty(), "{r:?}");
+    // The window of h.
+    let r = host.run_periodic_tasks(window.0, window.1).await;
+    assert!(r.errors.is_empty(), "{r:?}");
+    let mut taken = r.snapshots_taken.clone();
+    taken.sort();
+    assert_eq!(
+        taken,
+        [
+            "instance default/run1",
+            "instance default/stop2",
+            "volume default/default/v1"
+        ],
+        "{r:?}"
+    );
+    let snaps = host.list_snapshots(P, "run1").expect("snapshots");
+    assert_eq!(snaps.len(), 1);
+    assert_eq!(snaps[0].name, "auto-0");
+    let expiry = snaps[0].expires_at - t0;
+    assert!(
+        expiry > Duration::minutes(119) && expiry < Duration::minutes(125),
+        "snapshots.expiry 2H gave {expiry}"
+    );
+    assert_eq!(host.list_snapshots(P, "stop1").expect("snapshots").len(), 0);
+    assert_eq!(
+        host.list_snapshots(P, "stop2").expect("snapshots")[0].name,
+        "snap0"
+    );
+    assert_eq!(
+        host.list_volume_snapshots(P, "default", "v1")
+            .expect("v1")
+            .len(),
+        1
+    );
+    assert_eq!(
+        host.list_volume_snapshots(P, "default", "v2")
+            .expect("v2")
+            .len(),
+        0
+    );
+
+    // Backups: one expired, one kept, for an instance and a volume.
+    let past = t0 - Duration::hours(1);
+    for (name, expires) in [("old", Some(past)), ("kept", None)] {
+        host.create_instance_backup(
+            P,
+            "stop1",
+            api::InstanceBackupsPost {
+                name: name.into(),
+                expires_at: expires,
+                compression_algorithm: "none".into(),
+                ..Default::default()
+            },
+        )
+        .expect("backup")
+        .wait()
+        .await
+        .expect("backup made");
+        host.create_volume_backup(
+            P,
+            "default",
+            "v1",
+            api::StorageVolumeBackupsPost {
+                name: name.into(),
+                expires_at: expires,
+                ..Default::default()
+            },
+        )
+        .expect("volume backup")
+        .wait()
+        .await
+        .expect("volume backup made");
+    }
+    // Later, after the 2H expiry, with nothing scheduled in the window.
+    let later = t0 + Duration::hours(3);
+    let r = host.run_periodic_tasks(later, later).await;
+    assert!(r.errors.is_empty(), "{r:?}");
+    assert!(r.snapshots_taken.is_empty(), "{r:?}");
+    assert_eq!(r.snapshots_pruned, 1, "auto-0 expired: {r:?}");
+    assert_eq!(r.backups_pruned, 2, "{r:?}");
+    assert!(
+        host.list_snapshots(P, "run1")
+            .expect("snapshots")
+            .is_empty()
+    );
+    assert_eq!(host.list_snapshots(P, "stop2").expect("snapshots").len(), 1);
+    let names = |l: Vec<String>| l.join(",");
+    assert_eq!(
+        names(
+            host.list_instance_backups(P, "stop1")
+                .expect("list")
+                .into_iter()
+                .map(|b| b.name)
+                .collect()
+        ),
+        "kept"
+    );
+    assert_eq!(
+        names(
+            host.list_volume_backups(P, "default", "v1")
+                .expect("list")
+                .into_iter()
+                .map(|b| b.name)
+                .collect()
+        ),
+        "kept"
+    );
+    for n in ["run1", "stop1", "stop2"] {
+        cleanup(&host, n).await;
+    }
+}

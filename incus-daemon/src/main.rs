@@ -89,14 +89,20 @@ async fn run(dir: String, group: Option<String>) -> Result<(), Box<dyn std::erro
     tokio::spawn(async move {
         let _ = auto.autostart().await;
     });
-    // Expired custom volume snapshots (`snapshots.expiry`, `expires_at`) go once a minute.
-    let pruner = host.clone();
+    // Housekeeping once a minute, as Incus: scheduled snapshots (`snapshots.schedule`), then
+    // expired snapshots and backups removed. Each round covers the time since the previous one.
+    let tasks = host.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut since = chrono::Utc::now();
         loop {
             tick.tick().await;
-            if let Err(e) = pruner.prune_expired_volume_snapshots().await {
-                eprintln!("incusd: pruning expired volume snapshots: {e}");
+            let now = chrono::Utc::now();
+            let report = tasks.run_periodic_tasks(since, now).await;
+            since = now;
+            for e in report.errors {
+                eprintln!("incusd: housekeeping: {e}");
             }
         }
     });

@@ -2414,3 +2414,479 @@ fn zfs_pool_with_the_real_client() {
     assert!(!String::from_utf8_lossy(&pools.stdout).contains(&zpool));
     let _ = std::fs::remove_dir_all(&images);
 }
+
+/// Custom volume backups through the real incus 6.0.4 client, as Incus's own test suite
+/// checks them: `incus storage volume export` with and without snapshots (the tarball
+/// layout), `import` under the same and a new name with the config and snapshot configs
+/// kept, onto another driver (btrfs), backups over the API (named, listed, renamed,
+/// following a volume rename, gone with the volume), expired backups removed when the
+/// daemon starts, and bad archives refused with nothing left behind.
+#[test]
+fn volume_export_and_import_with_the_real_client() {
+    if std::env::var("INCUS_TEST_PRIVILEGED").as_deref() != Ok("1") {
+        eprintln!(
+            "SKIPPED volume_export_and_import_with_the_real_client: set INCUS_TEST_PRIVILEGED=1 (as root)"
+        );
+        return;
+    }
+    let (mut d, images) = Daemon::with_busybox("volume-backups");
+    let pools = d.dir.path().join("storage-pools");
+    let _unmount = Unmount(pools.join("vb"));
+    let out = tempfile::tempdir().expect("tempdir");
+    let file = |n: &str| out.path().join(n).to_str().expect("path").to_string();
+    let tar_list = |f: &str| {
+        let o = Command::new("tar").args(["tzf", f]).output().expect("tar");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let tar_cat = |f: &str, member: &str| {
+        let o = Command::new("tar")
+            .args(["xzf", f, "-O", member])
+            .output()
+            .expect("tar");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    d.ok(&["init", "busybox", "c1"]);
+    d.ok(&["storage", "volume", "create", "default", "testvol"]);
+    d.ok(&[
+        "storage", "volume", "attach", "default", "testvol", "c1", "/mnt",
+    ]);
+    d.ok(&["start", "c1"]);
+    let o = d.incus_stdin(&["file", "push", "-", "c1/mnt/test"], b"foo\n");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    d.ok(&[
+        "storage",
+        "volume",
+        "set",
+        "default",
+        "testvol",
+        "user.foo=test-snap0",
+    ]);
+    d.ok(&[
+        "storage",
+        "volume",
+        "snapshot",
+        "create",
+        "default",
+        "testvol",
+        "test-snap0",
+    ]);
+    let o = d.incus_stdin(&["file", "push", "-", "c1/mnt/test"], b"bar\n");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    d.ok(&[
+        "storage",
+        "volume",
+        "set",
+        "default",
+        "testvol",
+        "user.foo=test-snap1",
+    ]);
+    d.ok(&[
+        "storage",
+        "volume",
+        "snapshot",
+        "create",
+        "default",
+        "testvol",
+        "test-snap1",
+    ]);
+    d.ok(&[
+        "storage",
+        "volume",
+        "set",
+        "default",
+        "testvol",
+        "user.foo=post-test-snap1",
+    ]);
+
+    // Without snapshots.
+    d.ok(&[
+        "storage",
+        "volume",
+        "export",
+        "default",
+        "testvol",
+        &file("testvol-only.tar.gz"),
+        "--volume-only",
+    ]);
+    let list = tar_list(&file("testvol-only.tar.gz"));
+    assert!(list.starts_with("backup/index.yaml\n"), "{list}");
+    assert!(list.contains("backup/volume/test"), "{list}");
+    assert!(!list.contains("volume-snapshots"), "{list}");
+    assert_eq!(
+        tar_cat(&file("testvol-only.tar.gz"), "backup/volume/test"),
+        "bar\n"
+    );
+    let index = tar_cat(&file("testvol-only.tar.gz"), "backup/index.yaml");
+    assert!(
+        index.contains("name: testvol")
+            && index.contains("type: custom")
+            && !index.contains("- test-snap0"),
+        "{index}"
+    );
+    // With snapshots.
+    d.ok(&[
+        "storage",
+        "volume",
+        "export",
+        "default",
+        "testvol",
+        &file("testvol.tar.gz"),
+    ]);
+    let list = tar_list(&file("testvol.tar.gz"));
+    assert!(
+        list.contains("backup/volume-snapshots/test-snap0/test"),
+        "{list}"
+    );
+    assert_eq!(
+        tar_cat(
+            &file("testvol.tar.gz"),
+            "backup/volume-snapshots/test-snap0/test"
+        ),
+        "foo\n"
+    );
+    assert!(tar_cat(&file("testvol.tar.gz"), "backup/index.yaml").contains("- test-snap0"));
+    // The client's temporary backups are gone.
+    assert_eq!(
+        d.ok(&[
+            "query",
+            "/1.0/storage-pools/default/volumes/custom/testvol/backups"
+        ])
+        .trim(),
+        "[]"
+    );
+
+    // Import over a deleted volume, then under a new name.
+    d.ok(&["stop", "-f", "c1"]);
+    d.ok(&["storage", "volume", "detach", "default", "testvol", "c1"]);
+    d.ok(&["storage", "volume", "delete", "default", "testvol"]);
+    d.ok(&[
+        "storage",
+        "volume",
+        "import",
+        "default",
+        &file("testvol.tar.gz"),
+    ]);
+    let get = |v: &str| d.ok(&["storage", "volume", "get", "default", v, "user.foo"]);
+    assert_eq!(get("testvol"), "post-test-snap1\n");
+    assert_eq!(get("testvol/test-snap0"), "test-snap0\n");
+    assert_eq!(get("testvol/test-snap1"), "test-snap1\n");
+    d.ok(&[
+        "storage",
+        "volume",
+        "import",
+        "default",
+        &file("testvol.tar.gz"),
+        "testvol2",
+    ]);
+    d.ok(&[
+        "storage", "volume", "attach", "default", "testvol", "c1", "/mnt",
+    ]);
+    d.ok(&[
+        "storage", "volume", "attach", "default", "testvol2", "c1", "/mnt2",
+    ]);
+    d.ok(&["start", "c1"]);
+    assert_eq!(
+        d.ok(&["exec", "c1", "--", "cat", "/mnt/test", "/mnt2/test"]),
+        "bar\nbar\n"
+    );
+    // A restored snapshot holds its content.
+    d.ok(&["stop", "-f", "c1"]);
+    d.ok(&[
+        "storage",
+        "volume",
+        "snapshot",
+        "restore",
+        "default",
+        "testvol2",
+        "test-snap0",
+    ]);
+    d.ok(&["start", "c1"]);
+    assert_eq!(d.ok(&["exec", "c1", "--", "cat", "/mnt2/test"]), "foo\n");
+    // Importing onto a name that exists is refused.
+    assert!(
+        d.fails(&[
+            "storage",
+            "volume",
+            "import",
+            "default",
+            &file("testvol.tar.gz")
+        ])
+        .contains("already exists")
+    );
+    // Onto a btrfs pool.
+    d.ok(&["storage", "create", "vb", "btrfs", "size=1GiB"]);
+    d.ok(&[
+        "storage",
+        "volume",
+        "import",
+        "vb",
+        &file("testvol.tar.gz"),
+        "onbtrfs",
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(pools.join("vb/custom/default_onbtrfs/test")).expect("content"),
+        "bar\n"
+    );
+    assert!(
+        d.ok(&["storage", "volume", "show", "vb", "onbtrfs/test-snap0"])
+            .contains("test-snap0")
+    );
+    // An instance backup is not a volume backup.
+    d.ok(&["export", "c1", &file("c1.tar.gz"), "--instance-only"]);
+    assert!(
+        d.fails(&[
+            "storage",
+            "volume",
+            "import",
+            "default",
+            &file("c1.tar.gz"),
+            "notavol"
+        ])
+        .contains("Not a custom volume backup")
+    );
+
+    // Backups over the API: named, listed, renamed, following the volume's rename.
+    let base = "/1.0/storage-pools/default/volumes/custom";
+    d.ok(&[
+        "query",
+        "-X",
+        "POST",
+        "--wait",
+        "-d",
+        r#"{"name":"foo"}"#,
+        &format!("{base}/testvol2/backups"),
+    ]);
+    assert!(
+        d.ok(&["query", &format!("{base}/testvol2/backups")])
+            .contains(&format!("{base}/testvol2/backups/foo"))
+    );
+    let kept = d
+        .dir
+        .path()
+        .join("backups/custom/default/default_testvol2/foo");
+    assert!(kept.exists());
+    d.ok(&[
+        "query",
+        "-X",
+        "POST",
+        "--wait",
+        "-d",
+        r#"{"name":"foo2"}"#,
+        &format!("{base}/testvol2/backups/foo"),
+    ]);
+    assert!(
+        d.dir
+            .path()
+            .join("backups/custom/default/default_testvol2/foo2")
+            .exists()
+    );
+    assert!(!kept.exists());
+    assert!(
+        d.fails(&[
+            "query",
+            "-X",
+            "POST",
+            "--wait",
+            "-d",
+            r#"{"name":"x"}"#,
+            &format!("{base}/testvol2/backups/missing")
+        ])
+        .contains("not found")
+    );
+    d.ok(&["stop", "-f", "c1"]);
+    d.ok(&["storage", "volume", "detach", "default", "testvol2", "c1"]);
+    d.ok(&[
+        "storage", "volume", "rename", "default", "testvol2", "testvol3",
+    ]);
+    assert!(
+        d.ok(&["query", &format!("{base}/testvol3/backups/foo2")])
+            .contains("\"volume_only\": false")
+    );
+    assert!(
+        d.dir
+            .path()
+            .join("backups/custom/default/default_testvol3/foo2")
+            .exists()
+    );
+    // An expired backup goes when the daemon starts (and every minute after).
+    d.ok(&[
+        "query",
+        "-X",
+        "POST",
+        "--wait",
+        "-d",
+        r#"{"name":"old","expires_at":"2023-07-17T00:00:00Z"}"#,
+        &format!("{base}/testvol3/backups"),
+    ]);
+    d.signal_and_restart(nix::sys::signal::Signal::SIGTERM);
+    let mut names = String::new();
+    for _ in 0..100 {
+        names = d.ok(&["query", &format!("{base}/testvol3/backups")]);
+        if !names.contains("/old") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        !names.contains("/old") && names.contains("/foo2"),
+        "{names}"
+    );
+    // Gone with the volume.
+    d.ok(&["storage", "volume", "delete", "default", "testvol3"]);
+    assert!(
+        !d.dir
+            .path()
+            .join("backups/custom/default/default_testvol3")
+            .exists()
+    );
+
+    // Bad archives: refused, nothing made, nothing left in backups/.
+    std::fs::write(out.path().join("junk.tar.gz"), b"not an archive").expect("write");
+    d.fails(&[
+        "storage",
+        "volume",
+        "import",
+        "default",
+        &file("junk.tar.gz"),
+        "junk",
+    ]);
+    let evil = out.path().join("evil.tar");
+    {
+        let f = std::fs::File::create(&evil).expect("create");
+        let mut b = tar::Builder::new(f);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        h.set_mode(0o644);
+        let name = b"backup/../../escaped";
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        h.set_cksum();
+        b.append(&h, &b"x"[..]).expect("append");
+        b.finish().expect("finish");
+    }
+    d.fails(&[
+        "storage",
+        "volume",
+        "import",
+        "default",
+        evil.to_str().expect("path"),
+        "evil",
+    ]);
+    assert!(
+        !d.dir
+            .path()
+            .parent()
+            .expect("parent")
+            .join("escaped")
+            .exists()
+    );
+    let vols = d.ok(&[
+        "storage",
+        "volume",
+        "list",
+        "default",
+        "type=custom",
+        "-f",
+        "csv",
+        "-c",
+        "n",
+    ]);
+    assert!(
+        !vols.contains("junk") && !vols.contains("evil") && !vols.contains("notavol"),
+        "{vols}"
+    );
+    assert!(!pools.join("default/custom/default_junk").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(d.dir.path().join("backups"))
+        .expect("backups dir")
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n != "instances" && n != "custom")
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "staging or uploads left: {leftovers:?}"
+    );
+    d.ok(&["delete", "-f", "c1"]);
+    d.ok(&["storage", "volume", "delete", "default", "testvol"]);
+    d.ok(&["storage", "volume", "delete", "vb", "onbtrfs"]);
+    d.ok(&["storage", "delete", "vb"]);
+    let _ = std::fs::remove_dir_all(&images);
+}
+
+/// Instances between pools through the real incus 6.0.4 client: `incus copy --storage`
+/// (a dir instance copied onto btrfs with its snapshots, and back) and `incus move
+/// --storage` (with and without a new name, `--instance-only`), refused while running, the
+/// old volume gone and the content, snapshots and restores intact.
+#[test]
+fn move_and_copy_between_pools_with_the_real_client() {
+    if std::env::var("INCUS_TEST_PRIVILEGED").as_deref() != Ok("1") {
+        eprintln!(
+            "SKIPPED move_and_copy_between_pools_with_the_real_client: set INCUS_TEST_PRIVILEGED=1 (as root)"
+        );
+        return;
+    }
+    let (d, images) = Daemon::with_busybox("pool-moves");
+    let pools = d.dir.path().join("storage-pools");
+    let _unmount = Unmount(pools.join("mb"));
+    d.ok(&["storage", "create", "mb", "btrfs", "size=1GiB"]);
+    d.ok(&["launch", "busybox", "m1"]);
+    d.ok(&[
+        "exec",
+        "m1",
+        "--",
+        "sh",
+        "-c",
+        "echo one > /root/f; chown 7:8 /root/f",
+    ]);
+    d.ok(&["snapshot", "create", "m1", "s0"]);
+    d.ok(&["exec", "m1", "--", "sh", "-c", "echo two > /root/f"]);
+    // A copy onto btrfs, from the running source.
+    d.ok(&["copy", "m1", "k1", "--storage", "mb"]);
+    assert!(pools.join("mb/containers/k1/rootfs/root/f").exists());
+    assert!(pools.join("mb/containers-snapshots/k1/s0").exists());
+    d.ok(&["start", "k1"]);
+    assert_eq!(d.ok(&["exec", "k1", "--", "cat", "/root/f"]), "two\n");
+    assert_eq!(
+        d.ok(&["exec", "k1", "--", "stat", "-c", "%u:%g", "/root/f"]),
+        "7:8\n"
+    );
+    d.ok(&["stop", "-f", "k1"]);
+    d.ok(&["snapshot", "restore", "k1", "s0"]);
+    d.ok(&["start", "k1"]);
+    assert_eq!(d.ok(&["exec", "k1", "--", "cat", "/root/f"]), "one\n");
+    // Moves: refused while running.
+    let refused = d.fails(&["move", "m1", "--storage", "mb"]);
+    assert!(refused.contains("must be stopped"), "{refused}");
+    d.ok(&["stop", "-f", "m1"]);
+    d.ok(&["move", "m1", "--storage", "mb"]);
+    assert!(!pools.join("default/containers/m1").exists());
+    assert!(pools.join("mb/containers/m1/rootfs/root/f").exists());
+    let shown = d.ok(&["config", "device", "show", "m1"]);
+    assert!(shown.contains("pool: mb"), "{shown}");
+    assert!(
+        d.ok(&["snapshot", "list", "m1", "-f", "csv"])
+            .starts_with("s0,")
+    );
+    d.ok(&["start", "m1"]);
+    assert_eq!(d.ok(&["exec", "m1", "--", "cat", "/root/f"]), "two\n");
+    d.ok(&["stop", "-f", "m1"]);
+    // Back to dir under a new name, without snapshots.
+    d.ok(&[
+        "move",
+        "m1",
+        "m2",
+        "--storage",
+        "default",
+        "--instance-only",
+    ]);
+    assert!(!pools.join("mb/containers/m1").exists());
+    assert!(!pools.join("mb/containers-snapshots/m1").exists());
+    assert!(pools.join("default/containers/m2/rootfs/root/f").exists());
+    assert_eq!(d.ok(&["snapshot", "list", "m2", "-f", "csv"]), "");
+    d.ok(&["start", "m2"]);
+    assert_eq!(d.ok(&["exec", "m2", "--", "cat", "/root/f"]), "two\n");
+    let names = d.ok(&["list", "-f", "csv", "-c", "n"]);
+    assert_eq!(names, "k1\nm2\n");
+    d.ok(&["delete", "-f", "k1", "m2"]);
+    d.ok(&["storage", "delete", "mb"]);
+    let _ = std::fs::remove_dir_all(&images);
+}

@@ -151,21 +151,94 @@ pub async fn rename(ctx: &Ctx, old: &str, new: &str) -> Result<i32, CliError> {
     Ok(0)
 }
 
-pub async fn copy(
+/// `incus move OLD [NEW] [--storage POOL] [--instance-only]`: a rename, or a move of the
+/// stopped instance to another pool (renamed too when NEW is given).
+pub async fn move_to(
     ctx: &Ctx,
-    source: &str,
-    target: &str,
+    old: &str,
+    new: Option<&str>,
+    storage: Option<&str>,
     instance_only: bool,
-    config: &[String],
-    ephemeral: bool,
 ) -> Result<i32, CliError> {
+    let (c, old) = ctx.resolve(old)?;
+    let new = new.map(|n| ctx.conf.split(n).1);
+    match (new, storage) {
+        (Some(new), None) => {
+            c.rename_instance(old, new).await?;
+        }
+        (new, Some(pool)) => {
+            let body = serde_json::json!({
+                "name": new.unwrap_or(old),
+                "migration": true,
+                "pool": pool,
+                "instance_only": instance_only,
+            });
+            c.send(
+                "POST",
+                &format!("/1.0/instances/{}", escape(old)),
+                &body,
+                None,
+            )
+            .await?;
+        }
+        (None, None) => {
+            return Err(CliError::msg(
+                "Give a new name or a storage pool (--storage) to move to",
+            ));
+        }
+    }
+    Ok(0)
+}
+
+/// `incus copy` flags.
+pub struct CopyOpts {
+    /// `--instance-only`.
+    pub instance_only: bool,
+    /// `-c key=value`.
+    pub config: Vec<String>,
+    /// `--ephemeral`.
+    pub ephemeral: bool,
+    /// `--storage`: a root disk on that pool.
+    pub storage: Option<String>,
+}
+
+pub async fn copy(ctx: &Ctx, source: &str, target: &str, opts: CopyOpts) -> Result<i32, CliError> {
+    let CopyOpts {
+        instance_only,
+        config,
+        ephemeral,
+        storage,
+    } = opts;
     let (c, source) = ctx.resolve(source)?;
     let (_, target) = ctx.conf.split(target);
     let (inst, _) = c.instance(source).await?;
     let mut put = inst.put.clone();
     put.config.retain(|k, _| !k.starts_with("volatile."));
-    put.config.extend(key_values(config)?);
+    put.config.extend(key_values(&config)?);
     put.ephemeral = ephemeral;
+    if let Some(pool) = storage {
+        // A local root disk on the pool, from the instance's own or its profiles'.
+        let is_root = |d: &std::collections::BTreeMap<String, String>| {
+            d.get("type").map(String::as_str) == Some("disk")
+                && d.get("path").map(String::as_str) == Some("/")
+        };
+        let name = put
+            .devices
+            .iter()
+            .find(|(_, d)| is_root(d))
+            .map(|(k, _)| k.clone())
+            .unwrap_or_else(|| "root".into());
+        let mut disk = inst
+            .expanded_devices
+            .values()
+            .find(|d| is_root(d))
+            .cloned()
+            .unwrap_or_default();
+        disk.insert("type".into(), "disk".into());
+        disk.insert("path".into(), "/".into());
+        disk.insert("pool".into(), pool);
+        put.devices.insert(name, disk);
+    }
     let req = api::InstancesPost {
         put,
         name: target.to_string(),

@@ -204,7 +204,7 @@ pub async fn storage(ctx: &Ctx, cmd: StorageCmd) -> Result<i32, CliError> {
             .await?;
             println!("Storage pool {name} created");
         }
-        StorageCmd::Volume { cmd } => return super::volume::volume(&c, cmd).await,
+        StorageCmd::Volume { cmd } => return super::volume::volume(ctx, &c, cmd).await,
         StorageCmd::Keys(cmd) => {
             let obj = Object::pool(c, cmd.name());
             return key_cmd(obj, cmd).await;

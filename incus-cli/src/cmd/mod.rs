@@ -1,5 +1,6 @@
 //! Command implementations, one module per command family.
 
+mod backup;
 pub mod config;
 mod exec;
 mod file;
@@ -150,8 +151,21 @@ pub async fn run(cli: Cli) -> Result<i32, CliError> {
         } => instance::state(&ctx, &names, "restart", force, timeout).await,
         Cmd::Pause { names } => instance::state(&ctx, &names, "freeze", false, -1).await,
         Cmd::Delete { names, force } => instance::delete(&ctx, &names, force).await,
-        Cmd::Rename { old, new } | Cmd::Move { old, new } => {
-            instance::rename(&ctx, &old, &new).await
+        Cmd::Rename { old, new } => instance::rename(&ctx, &old, &new).await,
+        Cmd::Move {
+            old,
+            new,
+            storage,
+            instance_only,
+        } => {
+            instance::move_to(
+                &ctx,
+                &old,
+                new.as_deref(),
+                storage.as_deref(),
+                instance_only,
+            )
+            .await
         }
         Cmd::Copy {
             source,
@@ -159,7 +173,35 @@ pub async fn run(cli: Cli) -> Result<i32, CliError> {
             instance_only,
             config,
             ephemeral,
-        } => instance::copy(&ctx, &source, &target, instance_only, &config, ephemeral).await,
+            storage,
+        } => {
+            let opts = instance::CopyOpts {
+                instance_only,
+                config,
+                ephemeral,
+                storage,
+            };
+            instance::copy(&ctx, &source, &target, opts).await
+        }
+        Cmd::Export {
+            name,
+            target,
+            instance_only,
+            compression,
+            optimized_storage,
+        } => {
+            let opts = backup::Opts {
+                without_snapshots: instance_only,
+                compression,
+                optimized_storage,
+            };
+            backup::export(&ctx, backup::What::Instance(&name), target, opts).await
+        }
+        Cmd::Import {
+            file,
+            name,
+            storage,
+        } => backup::import_instance(&ctx, &file, name.as_deref(), storage.as_deref()).await,
         Cmd::List {
             filters,
             columns,

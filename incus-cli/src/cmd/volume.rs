@@ -24,8 +24,27 @@ fn pool_volume(arg: &str) -> Result<(&str, &str), CliError> {
         .ok_or_else(|| CliError::msg(format!("Invalid argument {arg:?}: use <pool>/<volume>")))
 }
 
-pub async fn volume(c: &Client, cmd: VolumeCmd) -> Result<i32, CliError> {
+pub async fn volume(ctx: &super::Ctx, c: &Client, cmd: VolumeCmd) -> Result<i32, CliError> {
     match cmd {
+        VolumeCmd::Export {
+            pool,
+            volume,
+            target,
+            volume_only,
+            compression,
+            optimized_storage,
+        } => {
+            let opts = super::backup::Opts {
+                without_snapshots: volume_only,
+                compression,
+                optimized_storage,
+            };
+            let what = super::backup::What::Volume(&pool, &volume);
+            return super::backup::export(ctx, what, target, opts).await;
+        }
+        VolumeCmd::Import { pool, file, name } => {
+            return super::backup::import_volume(ctx, &pool, &file, name.as_deref()).await;
+        }
         VolumeCmd::List { pool, format } => list(c, &pool, format).await?,
         VolumeCmd::Show { pool, volume } => {
             let (kind, name) = match volume.split_once('/') {

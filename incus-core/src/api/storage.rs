@@ -245,3 +245,55 @@ pub struct StorageVolumeSnapshotPut {
     /// Expiry.
     pub expires_at: Option<Timestamp>,
 }
+
+/// A custom volume backup (`StorageVolumeBackup`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StorageVolumeBackup {
+    /// Name (`backup0`, ...).
+    pub name: String,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Expiry (the zero time: none).
+    pub expires_at: Timestamp,
+    /// Without snapshots.
+    pub volume_only: bool,
+    /// Native storage format (always false here).
+    pub optimized_storage: bool,
+}
+
+impl Default for StorageVolumeBackup {
+    fn default() -> Self {
+        StorageVolumeBackup {
+            name: String::new(),
+            created_at: zero_time(),
+            expires_at: zero_time(),
+            volume_only: false,
+            optimized_storage: false,
+        }
+    }
+}
+
+/// Volume backup creation request (`StorageVolumeBackupsPost`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StorageVolumeBackupsPost {
+    /// Name; generated (`backup0`, ...) when empty.
+    pub name: String,
+    /// Expiry.
+    pub expires_at: Option<Timestamp>,
+    /// Without snapshots.
+    pub volume_only: bool,
+    /// Native storage format (refused: only the portable layout is written).
+    pub optimized_storage: bool,
+    /// `gzip` (default), `none`, `xz` or `zstd`.
+    pub compression_algorithm: String,
+}
+
+/// Backup rename request (`InstanceBackupPost`, `StorageVolumeBackupPost`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BackupPost {
+    /// New name.
+    pub name: String,
+}

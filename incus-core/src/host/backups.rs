@@ -17,12 +17,13 @@ use super::instances::{SnapshotRecord, instance_pool, new_record, storage_name};
 use super::{Host, Operation, instance_url};
 use crate::api;
 use crate::config;
-use crate::drivers::{IdShift, VolumeType};
+use crate::drivers::{IdShift, StorageDriver, Volume, VolumeType};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// `backup/index.yaml` (Incus's `backup.Info`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -142,32 +143,13 @@ impl Host {
                 "Optimized (native storage) backups are not supported yet",
             ));
         }
-        let compression = match req.compression_algorithm.as_str() {
-            "" | "gzip" => "gzip",
-            "none" => "none",
-            "xz" => "xz",
-            "zstd" => "zstd",
-            other => {
-                return Err(Error::invalid(format!(
-                    "Unsupported compression algorithm {other:?}"
-                )));
-            }
-        };
-        let existing = self.list_instance_backups(project, name)?;
-        let backup = if req.name.is_empty() {
-            (0..)
-                .map(|i| format!("backup{i}"))
-                .find(|n| !existing.iter().any(|b| &b.name == n))
-                .unwrap_or_default()
-        } else {
-            req.name.clone()
-        };
-        config::validate_entity_name("backup", &backup)?;
-        if existing.iter().any(|b| b.name == backup) {
-            return Err(Error::already_exists(format!(
-                "Backup {backup:?} already exists"
-            )));
-        }
+        let compression = compression_of(&req.compression_algorithm)?;
+        let existing: Vec<String> = self
+            .list_instance_backups(project, name)?
+            .into_iter()
+            .map(|b| b.name)
+            .collect();
+        let backup = pick_backup_name(&req.name, &existing)?;
         let mut resources = BTreeMap::new();
         resources.insert("backups".into(), vec![backup_url(project, name, &backup)]);
         resources.insert("instances".into(), vec![instance_url(project, name)]);
@@ -231,37 +213,66 @@ impl Host {
         };
         let yaml = serde_saphyr::to_string(&index)
             .map_err(|e| Error::internal(format!("index.yaml: {e}")))?;
-        let mut sources: Vec<(PathBuf, PathBuf)> = Vec::new();
-        let mut mounted = Vec::new();
-        let mut mount_err = None;
-        for s in &index.snapshots {
-            match driver.mount_snapshot(&vol, s).await {
-                Ok(p) => {
-                    mounted.push(s.clone());
-                    sources.push((p, Path::new("backup/snapshots").join(s)));
-                }
-                Err(e) => {
-                    mount_err = Some(e);
-                    break;
-                }
-            }
-        }
-        sources.push((driver.volume_path(&vol), PathBuf::from("backup/container")));
-        let dir = self.backups_dir(project, &inst.name);
-        let meta = meta.clone();
-        let written = match mount_err {
-            Some(e) => Err(e),
-            None => tokio::task::spawn_blocking(move || {
-                write_tarball(&dir, &meta, &yaml, &sources, unshift, compression)
-            })
-            .await
-            .map_err(|e| Error::internal(e.to_string()))
-            .and_then(|r| r),
+        let json = serde_json::to_string(meta).map_err(|e| Error::internal(e.to_string()))?;
+        let out = BackupOutput {
+            dir: self.backups_dir(project, &inst.name),
+            name: meta.name.clone(),
+            meta_json: json,
+            index_yaml: yaml,
+            unshift,
+            compression,
         };
-        for s in &mounted {
-            driver.unmount_snapshot(&vol, s).await?;
-        }
-        written
+        archive_volume(
+            &driver,
+            &vol,
+            &index,
+            "backup/snapshots",
+            "backup/container",
+            out,
+        )
+        .await
+    }
+
+    /// Renames a backup (an operation).
+    pub fn rename_instance_backup(
+        &self,
+        project: &str,
+        name: &str,
+        backup: &str,
+        new_name: &str,
+    ) -> Result<Operation> {
+        self.get_instance_backup(project, name, backup)?;
+        config::validate_entity_name("backup", new_name)?;
+        let dir = self.backups_dir(project, name);
+        let host = self.clone();
+        let mut resources = BTreeMap::new();
+        resources.insert("instances".into(), vec![instance_url(project, name)]);
+        let (project, name, backup, new_name) = (
+            project.to_string(),
+            name.to_string(),
+            backup.to_string(),
+            new_name.to_string(),
+        );
+        Ok(self.inner.ops.spawn(
+            &project.clone(),
+            "Renaming instance backup",
+            resources,
+            false,
+            move |_| async move {
+                rename_backup_files::<api::InstanceBackup>(&dir, &backup, &new_name)?;
+                host.inner.events.lifecycle(
+                    "instance-backup-renamed",
+                    &backup_url(&project, &name, &new_name),
+                    &project,
+                    Some(
+                        [("old_name".to_string(), serde_json::json!(backup))]
+                            .into_iter()
+                            .collect(),
+                    ),
+                );
+                Ok(None)
+            },
+        ))
     }
 
     /// Deletes a backup (an operation).
@@ -283,7 +294,7 @@ impl Host {
             false,
             move |_| async move {
                 std::fs::remove_file(&file).map_err(|e| io(&file, e))?;
-                let _ = std::fs::remove_file(file.with_extension("json"));
+                let _ = std::fs::remove_file(json_of(&file));
                 host.inner.events.lifecycle(
                     "instance-backup-deleted",
                     &backup_url(&project, &name, &backup),
@@ -321,16 +332,11 @@ impl Host {
             resources,
             false,
             move |_| async move {
-                let staging = host
-                    .inner
-                    .dir
-                    .join("backups")
-                    .join(format!("import-{}", uuid::Uuid::new_v4()));
+                let staging = host.import_staging();
                 let r = host
                     .import_from(&project, &file, &staging, name, pool)
                     .await;
-                let _ = std::fs::remove_file(&file);
-                let _ = std::fs::remove_dir_all(&staging);
+                discard_import(&file, &staging);
                 r.map(|_| None)
             },
         ))
@@ -344,28 +350,11 @@ impl Host {
         name: Option<String>,
         pool: Option<String>,
     ) -> Result<()> {
-        std::fs::create_dir_all(staging).map_err(|e| io(staging, e))?;
-        let (f, s) = (file.to_path_buf(), staging.to_path_buf());
-        tokio::task::spawn_blocking(move || {
-            let file = std::fs::File::open(&f).map_err(|e| io(&f, e))?;
-            super::archive::extract(super::archive::decompress(file)?, &s, None)
-        })
-        .await
-        .map_err(|e| Error::internal(e.to_string()))??;
-        let text = std::fs::read_to_string(staging.join("backup/index.yaml"))
-            .map_err(|_| Error::invalid("Not an instance backup: backup/index.yaml is missing"))?;
-        let index: BackupIndex = serde_saphyr::from_str(&text)
-            .map_err(|e| Error::invalid(format!("Bad backup/index.yaml: {e}")))?;
+        let index = unpack_backup(file, staging).await?;
         if index.kind != "container" {
             return Err(Error::unsupported(format!(
                 "Backups of type {:?} cannot be imported (containers only)",
                 index.kind
-            )));
-        }
-        if index.optimized == Some(true) {
-            return Err(Error::unsupported(format!(
-                "Optimized ({}) backups cannot be imported yet",
-                index.backend
             )));
         }
         let mut inst = index
@@ -551,6 +540,14 @@ impl Host {
         }
     }
 
+    /// A new staging directory for unpacking an uploaded backup.
+    pub(super) fn import_staging(&self) -> PathBuf {
+        self.inner
+            .dir
+            .join("backups")
+            .join(format!("import-{}", uuid::Uuid::new_v4()))
+    }
+
     /// The pool of the root disk of the project's `default` profile.
     fn default_root_pool(&self, project: &str) -> Result<String> {
         let prof = self.get_profile(
@@ -568,9 +565,51 @@ impl Host {
     }
 }
 
+/// A backup record: what `<backup>.json` holds beside each tarball.
+pub(super) trait BackupRecord: serde::de::DeserializeOwned + Serialize {
+    /// The backup's name.
+    fn name(&self) -> &str;
+    /// Renames the record.
+    fn set_name(&mut self, name: &str);
+    /// When it was made.
+    fn created(&self) -> api::Timestamp;
+    /// When it expires (the zero time: never).
+    fn expires(&self) -> api::Timestamp;
+}
+
+impl BackupRecord for api::InstanceBackup {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn set_name(&mut self, name: &str) {
+        self.name = name.to_string();
+    }
+    fn created(&self) -> api::Timestamp {
+        self.created_at
+    }
+    fn expires(&self) -> api::Timestamp {
+        self.expires_at
+    }
+}
+
+impl BackupRecord for api::StorageVolumeBackup {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn set_name(&mut self, name: &str) {
+        self.name = name.to_string();
+    }
+    fn created(&self) -> api::Timestamp {
+        self.created_at
+    }
+    fn expires(&self) -> api::Timestamp {
+        self.expires_at
+    }
+}
+
 /// The backups recorded in `dir` (`<backup>.json` beside each tarball), oldest first.
-fn read_backups(dir: &Path) -> Vec<api::InstanceBackup> {
-    let mut out = Vec::new();
+pub(super) fn read_backups<T: BackupRecord>(dir: &Path) -> Vec<T> {
+    let mut out: Vec<T> = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return out;
     };
@@ -578,52 +617,207 @@ fn read_backups(dir: &Path) -> Vec<api::InstanceBackup> {
         let p = e.path();
         if p.extension().is_some_and(|x| x == "json")
             && let Ok(text) = std::fs::read_to_string(&p)
-            && let Ok(b) = serde_json::from_str::<api::InstanceBackup>(&text)
+            && let Ok(b) = serde_json::from_str::<T>(&text)
         {
             out.push(b);
         }
     }
-    out.sort_by_key(|b| b.created_at);
+    out.sort_by_key(|b| b.created());
     out
 }
 
-/// Writes `<dir>/<backup>` (through `<backup>.partial`) and its `<backup>.json`.
-fn write_tarball(
-    dir: &Path,
-    meta: &api::InstanceBackup,
-    index_yaml: &str,
-    sources: &[(PathBuf, PathBuf)],
-    unshift: Option<IdShift>,
-    compression: &str,
+/// The compression a backup request asks for (`gzip` when empty).
+pub(super) fn compression_of(algorithm: &str) -> Result<&'static str> {
+    match algorithm {
+        "" | "gzip" => Ok("gzip"),
+        "none" => Ok("none"),
+        "xz" => Ok("xz"),
+        "zstd" => Ok("zstd"),
+        other => Err(Error::invalid(format!(
+            "Unsupported compression algorithm {other:?}"
+        ))),
+    }
+}
+
+/// The name of a new backup: the requested one, or the first free `backup<N>`; checked and
+/// refused when taken.
+pub(super) fn pick_backup_name(requested: &str, existing: &[String]) -> Result<String> {
+    let backup = if requested.is_empty() {
+        (0..)
+            .map(|i| format!("backup{i}"))
+            .find(|n| !existing.contains(n))
+            .unwrap_or_default()
+    } else {
+        requested.to_string()
+    };
+    config::validate_entity_name("backup", &backup)?;
+    if existing.contains(&backup) {
+        return Err(Error::already_exists(format!(
+            "Backup {backup:?} already exists"
+        )));
+    }
+    Ok(backup)
+}
+
+/// Renames a backup's tarball and record in `dir` (refused when `new` is taken or invalid).
+pub(super) fn rename_backup_files<T: BackupRecord>(dir: &Path, old: &str, new: &str) -> Result<()> {
+    config::validate_entity_name("backup", new)?;
+    let list: Vec<T> = read_backups(dir);
+    let mut rec = list
+        .into_iter()
+        .find(|b| b.name() == old)
+        .ok_or_else(|| Error::not_found("Backup not found"))?;
+    if dir.join(format!("{new}.json")).exists() {
+        return Err(Error::already_exists(format!(
+            "Backup {new:?} already exists"
+        )));
+    }
+    std::fs::rename(dir.join(old), dir.join(new)).map_err(|e| io(&dir.join(old), e))?;
+    rec.set_name(new);
+    let json = serde_json::to_string(&rec).map_err(|e| Error::internal(e.to_string()))?;
+    std::fs::write(dir.join(format!("{new}.json")), json).map_err(|e| io(dir, e))?;
+    std::fs::remove_file(dir.join(format!("{old}.json"))).map_err(|e| io(dir, e))
+}
+
+/// Removes the backups in `dir` whose expiry has passed; returns how many.
+pub(super) fn prune_backup_dir<T: BackupRecord>(dir: &Path, now: api::Timestamp) -> usize {
+    let mut n = 0;
+    for b in read_backups::<T>(dir) {
+        let at = b.expires();
+        if at != api::zero_time() && at <= now {
+            let name = b.name();
+            let _ = std::fs::remove_file(dir.join(name));
+            if std::fs::remove_file(dir.join(format!("{name}.json"))).is_ok() {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// Removes an uploaded backup and its staging directory once an import is over.
+pub(super) fn discard_import(file: &Path, staging: &Path) {
+    let _ = std::fs::remove_file(file);
+    let _ = std::fs::remove_dir_all(staging);
+}
+
+/// The record beside a backup tarball (`<backup>.json`).
+pub(super) fn json_of(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_os_string();
+    name.push(".json");
+    PathBuf::from(name)
+}
+
+/// Where and how a backup tarball is written.
+pub(super) struct BackupOutput {
+    /// The directory holding the backups of this instance or volume.
+    pub dir: PathBuf,
+    /// The backup's name (its file name).
+    pub name: String,
+    /// Its record, written as `<name>.json` once the tarball is complete.
+    pub meta_json: String,
+    /// `backup/index.yaml`.
+    pub index_yaml: String,
+    /// Ids written as the container sees them.
+    pub unshift: Option<IdShift>,
+    /// `gzip`, `none`, `xz` or `zstd`.
+    pub compression: &'static str,
+}
+
+/// Writes a volume and the snapshots `index` lists into a backup tarball: each snapshot,
+/// mounted for the time of the read, under `snap_prefix/<snap>`, the volume under `main`.
+pub(super) async fn archive_volume(
+    driver: &Arc<dyn StorageDriver>,
+    vol: &Volume,
+    index: &BackupIndex,
+    snap_prefix: &str,
+    main: &str,
+    out: BackupOutput,
 ) -> Result<()> {
+    let mut sources: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let mut mounted = Vec::new();
+    let mut mount_err = None;
+    for s in &index.snapshots {
+        match driver.mount_snapshot(vol, s).await {
+            Ok(p) => {
+                mounted.push(s.clone());
+                sources.push((p, Path::new(snap_prefix).join(s)));
+            }
+            Err(e) => {
+                mount_err = Some(e);
+                break;
+            }
+        }
+    }
+    sources.push((driver.volume_path(vol), PathBuf::from(main)));
+    let written = match mount_err {
+        Some(e) => Err(e),
+        None => tokio::task::spawn_blocking(move || write_tarball(&out, &sources))
+            .await
+            .map_err(|e| Error::internal(e.to_string()))
+            .and_then(|r| r),
+    };
+    for s in &mounted {
+        driver.unmount_snapshot(vol, s).await?;
+    }
+    written
+}
+
+/// Unpacks an uploaded backup into `staging` (with the same path checks as images: no entry
+/// escapes it) and reads its `backup/index.yaml`.
+pub(super) async fn unpack_backup(file: &Path, staging: &Path) -> Result<BackupIndex> {
+    std::fs::create_dir_all(staging).map_err(|e| io(staging, e))?;
+    let (f, s) = (file.to_path_buf(), staging.to_path_buf());
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&f).map_err(|e| io(&f, e))?;
+        super::archive::extract(super::archive::decompress(file)?, &s, None)
+    })
+    .await
+    .map_err(|e| Error::internal(e.to_string()))??;
+    let text = std::fs::read_to_string(staging.join("backup/index.yaml"))
+        .map_err(|_| Error::invalid("Not a backup: backup/index.yaml is missing"))?;
+    let index: BackupIndex = serde_saphyr::from_str(&text)
+        .map_err(|e| Error::invalid(format!("Bad backup/index.yaml: {e}")))?;
+    if index.optimized == Some(true) {
+        return Err(Error::unsupported(format!(
+            "Optimized ({}) backups cannot be imported yet",
+            index.backend
+        )));
+    }
+    Ok(index)
+}
+
+/// Writes `<dir>/<backup>` (through `<backup>.partial`) and its `<backup>.json`.
+fn write_tarball(out: &BackupOutput, sources: &[(PathBuf, PathBuf)]) -> Result<()> {
+    let dir = &out.dir;
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-    let path = dir.join(&meta.name);
-    let partial = dir.join(format!("{}.partial", meta.name));
+    let path = dir.join(&out.name);
+    let partial = dir.join(format!("{}.partial", out.name));
     let file = std::fs::File::create(&partial).map_err(|e| io(&partial, e))?;
-    let out = std::io::BufWriter::with_capacity(1 << 20, file);
-    let w: Box<dyn std::io::Write> = match compression {
-        "none" => Box::new(out),
-        "xz" => Box::new(liblzma::write::XzEncoder::new(out, 6)),
+    let buffered = std::io::BufWriter::with_capacity(1 << 20, file);
+    let w: Box<dyn std::io::Write> = match out.compression {
+        "none" => Box::new(buffered),
+        "xz" => Box::new(liblzma::write::XzEncoder::new(buffered, 6)),
         "zstd" => Box::new(
-            zstd::stream::write::Encoder::new(out, 3)
+            zstd::stream::write::Encoder::new(buffered, 3)
                 .map_err(|e| io(&partial, e))?
                 .auto_finish(),
         ),
         _ => Box::new(flate2::write::GzEncoder::new(
-            out,
+            buffered,
             flate2::Compression::default(),
         )),
     };
     let r = (|| {
         let mut b = tar::Builder::new(w);
         let mut h = tar::Header::new_gnu();
-        h.set_size(index_yaml.len() as u64);
+        h.set_size(out.index_yaml.len() as u64);
         h.set_mode(0o644);
         h.set_mtime(u64::try_from(chrono::Utc::now().timestamp()).unwrap_or_default());
-        b.append_data(&mut h, "backup/index.yaml", index_yaml.as_bytes())
+        b.append_data(&mut h, "backup/index.yaml", out.index_yaml.as_bytes())
             .map_err(|e| io(&partial, e))?;
         for (src, name) in sources {
-            super::archive::append_tree(&mut b, src, name, unshift)?;
+            super::archive::append_tree(&mut b, src, name, out.unshift)?;
         }
         let mut w = b.into_inner().map_err(|e| io(&partial, e))?;
         w.flush().map_err(|e| io(&partial, e))?;
@@ -636,6 +830,5 @@ fn write_tarball(
     }
     // The tarball first, then the record that lists it.
     std::fs::rename(&partial, &path).map_err(|e| io(&path, e))?;
-    let json = serde_json::to_string(meta).map_err(|e| Error::internal(e.to_string()))?;
-    std::fs::write(path.with_extension("json"), json).map_err(|e| io(&path, e))
+    std::fs::write(dir.join(format!("{}.json", out.name)), &out.meta_json).map_err(|e| io(&path, e))
 }

@@ -19,33 +19,38 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Volume config keys this engine implements (plus `user.*`).
-const VOLUME_KEYS: &[&str] = &["size", "snapshots.expiry", "snapshots.pattern"];
+const VOLUME_KEYS: &[&str] = &[
+    "size",
+    "snapshots.expiry",
+    "snapshots.pattern",
+    "snapshots.schedule",
+];
 
 /// A custom volume as stored: the API object and its pool.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct VolumeRecord {
-    pool: String,
-    volume: api::StorageVolume,
+pub(super) struct VolumeRecord {
+    pub(super) pool: String,
+    pub(super) volume: api::StorageVolume,
 }
 
 /// A custom volume snapshot as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct VolumeSnapshotRecord {
-    pool: String,
-    volume: String,
-    snapshot: api::StorageVolumeSnapshot,
+pub(super) struct VolumeSnapshotRecord {
+    pub(super) pool: String,
+    pub(super) volume: String,
+    pub(super) snapshot: api::StorageVolumeSnapshot,
 }
 
-fn key(pool: &str, name: &str) -> String {
+pub(super) fn key(pool: &str, name: &str) -> String {
     format!("{pool}/{name}")
 }
 
-fn driver_volume(project: &str, name: &str) -> Volume {
+pub(super) fn driver_volume(project: &str, name: &str) -> Volume {
     Volume::new(VolumeType::Custom, format!("{project}_{name}"))
 }
 
 /// The API URL of a custom volume.
-fn volume_url(project: &str, pool: &str, name: &str) -> String {
+pub(super) fn volume_url(project: &str, pool: &str, name: &str) -> String {
     with_project(
         &format!("/1.0/storage-pools/{pool}/volumes/custom/{name}"),
         project,
@@ -59,7 +64,7 @@ fn is_custom_disk(dev: &ConfigMap) -> bool {
 }
 
 /// Checks a custom volume's config: known keys, sizes, expiries.
-fn validate_volume_config(config: &ConfigMap) -> Result<()> {
+pub(super) fn validate_volume_config(config: &ConfigMap) -> Result<()> {
     for (k, v) in config {
         if k.starts_with("user.") {
             continue;
@@ -77,6 +82,9 @@ fn validate_volume_config(config: &ConfigMap) -> Result<()> {
             "snapshots.expiry" if !v.is_empty() => {
                 config::parse_expiry(v)?;
             }
+            "snapshots.schedule" => {
+                config::Schedule::parse(v)?;
+            }
             _ => {}
         }
     }
@@ -85,18 +93,23 @@ fn validate_volume_config(config: &ConfigMap) -> Result<()> {
 
 impl Host {
     /// The project owning the custom volumes seen from `project`.
-    fn volume_project(&self, project: &str) -> String {
+    pub(super) fn volume_project(&self, project: &str) -> String {
         self.feature_project(project, "features.storage.volumes")
     }
 
-    fn volume_record(&self, project: &str, pool: &str, name: &str) -> Result<VolumeRecord> {
+    pub(super) fn volume_record(
+        &self,
+        project: &str,
+        pool: &str,
+        name: &str,
+    ) -> Result<VolumeRecord> {
         self.inner
             .db
             .get::<VolumeRecord>(Table::Volumes, project, &key(pool, name))?
             .ok_or_else(|| Error::not_found("Storage volume not found"))
     }
 
-    fn volume_snapshots(
+    pub(super) fn volume_snapshots(
         &self,
         project: &str,
         pool: &str,
@@ -205,7 +218,7 @@ impl Host {
     }
 
     /// A lifecycle event about a custom volume.
-    fn volume_event(&self, action: &str, project: &str, pool: &str, name: &str) {
+    pub(super) fn volume_event(&self, action: &str, project: &str, pool: &str, name: &str) {
         self.inner
             .events
             .lifecycle(action, &volume_url(project, pool, name), project, None);
@@ -366,7 +379,7 @@ impl Host {
         Ok(())
     }
 
-    fn check_new_volume(
+    pub(super) fn check_new_volume(
         &self,
         project: &str,
         pool: &str,
@@ -402,7 +415,7 @@ impl Host {
     }
 
     /// The size limit a config asks for, refused when the pool cannot enforce it.
-    fn volume_size(
+    pub(super) fn volume_size(
         &self,
         driver: &Arc<dyn StorageDriver>,
         pool: &str,
@@ -422,7 +435,12 @@ impl Host {
         Ok(Some(bytes))
     }
 
-    fn volume_lock(&self, project: &str, pool: &str, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+    pub(super) fn volume_lock(
+        &self,
+        project: &str,
+        pool: &str,
+        name: &str,
+    ) -> Arc<tokio::sync::Mutex<()>> {
         self.instance_lock(project, &format!("\u{0}volume/{pool}/{name}"))
     }
 
@@ -528,19 +546,11 @@ impl Host {
                     .collect();
                 driver.copy_volume(&vol, &src_vol, &names).await?;
             } else {
-                // Across drivers: replay each snapshot's content into the new volume and
-                // snapshot it, oldest first, then the current content.
-                driver.create_volume(&vol).await?;
-                let dst = driver.volume_path(&vol);
-                for s in &snaps {
-                    let sn = snap_name(&s.snapshot);
-                    let from = src_driver.mount_snapshot(&src_vol, sn).await?;
-                    let r = replace_contents(from, dst.clone(), None).await;
-                    src_driver.unmount_snapshot(&src_vol, sn).await?;
-                    r?;
-                    driver.create_snapshot(&vol, sn).await?;
-                }
-                replace_contents(src_driver.volume_path(&src_vol), dst, None).await?;
+                let names: Vec<String> = snaps
+                    .iter()
+                    .map(|s| snap_name(&s.snapshot).to_string())
+                    .collect();
+                replay_volume(&src_driver, &src_vol, &names, &driver, &vol).await?;
             }
             if let Some(bytes) = c.size {
                 driver.set_volume_quota(&vol, bytes).await?;
@@ -692,6 +702,11 @@ impl Host {
             db.update(Table::VolumeSnapshots, &project, &new, &s)?;
         }
         self.repoint_users(&project, pool, name, new_name)?;
+        // The backups follow (a missing directory: none made).
+        let _ = std::fs::rename(
+            self.volume_backups_dir(&project, pool, name),
+            self.volume_backups_dir(&project, pool, new_name),
+        );
         self.inner.events.lifecycle(
             "storage-volume-renamed",
             &volume_url(&project, pool, new_name),
@@ -829,6 +844,7 @@ impl Host {
         self.inner
             .db
             .delete(Table::Volumes, &project, &key(pool, name))?;
+        let _ = std::fs::remove_dir_all(self.volume_backups_dir(&project, pool, name));
         self.volume_event("storage-volume-deleted", &project, pool, name);
         Ok(())
     }
@@ -1001,13 +1017,8 @@ impl Host {
                 .put
                 .config
                 .get("snapshots.pattern")
-                .filter(|p| !p.is_empty())
-                .cloned()
-                .unwrap_or_else(|| "snap%d".into());
-            (0..)
-                .map(|i| pattern.replace("%d", &i.to_string()))
-                .find(|n| !taken(n))
-                .unwrap_or_default()
+                .map_or("", String::as_str);
+            config::next_snapshot_name(pattern, taken)
         } else {
             req.name.clone()
         };
@@ -1259,7 +1270,7 @@ struct VolumeCopy {
 }
 
 /// The snapshot part of `<volume>/<snapshot>`.
-fn snap_name(s: &api::StorageVolumeSnapshot) -> &str {
+pub(super) fn snap_name(s: &api::StorageVolumeSnapshot) -> &str {
     s.name.rsplit_once('/').map(|(_, n)| n).unwrap_or(&s.name)
 }
 
@@ -1282,6 +1293,28 @@ fn snapshot_as_volume(
         project: v.project.clone(),
         created_at: s.created_at,
     }
+}
+
+/// Copies a volume with its snapshots to another pool (any two drivers): a new volume,
+/// each snapshot's content (mounted for the read) copied in and snapshotted, oldest first,
+/// then the current content. Content is copied as stored (no id shift).
+pub(super) async fn replay_volume(
+    src_driver: &Arc<dyn StorageDriver>,
+    src_vol: &Volume,
+    snapshots: &[String],
+    driver: &Arc<dyn StorageDriver>,
+    vol: &Volume,
+) -> Result<()> {
+    driver.create_volume(vol).await?;
+    let dst = driver.volume_path(vol);
+    for sn in snapshots {
+        let from = src_driver.mount_snapshot(src_vol, sn).await?;
+        let r = replace_contents(from, dst.clone(), None).await;
+        src_driver.unmount_snapshot(src_vol, sn).await?;
+        r?;
+        driver.create_snapshot(vol, sn).await?;
+    }
+    replace_contents(src_driver.volume_path(src_vol), dst, None).await
 }
 
 /// [`crate::tree::replace_contents`] on a blocking thread.
@@ -1307,5 +1340,7 @@ mod tests {
         assert!(validate_volume_config(&m("size", "ten")).is_err());
         assert!(validate_volume_config(&m("bogus", "1")).is_err());
         assert!(validate_volume_config(&m("snapshots.expiry", "1q")).is_err());
+        assert!(validate_volume_config(&m("snapshots.schedule", "@hourly, @daily")).is_ok());
+        assert!(validate_volume_config(&m("snapshots.schedule", "61 * * * *")).is_err());
     }
 }

@@ -26,6 +26,30 @@ fn errno(path: &str, e: rustix::io::Errno) -> Error {
     }
 }
 
+/// Runs a call that creates an inode inside an instance (`openat` with `O_CREAT`, `mkdirat`,
+/// `symlinkat`). Through an idmapped mount (a custom volume in an unprivileged container)
+/// the host's root is not mapped and the kernel answers `EOVERFLOW`; the call is then made
+/// again with this thread's filesystem ids set to the host id of the container's root, as
+/// the container's own root would create the inode, and the ids are restored at once (the
+/// call is synchronous, so no other work runs on the thread meanwhile).
+pub(super) fn creating<T>(
+    container_root: Option<u32>,
+    f: impl Fn() -> rustix::io::Result<T>,
+) -> rustix::io::Result<T> {
+    match (f(), container_root) {
+        (Err(rustix::io::Errno::OVERFLOW), Some(id)) => {
+            use nix::unistd::{Gid, Uid, setfsgid, setfsuid};
+            let old_uid = setfsuid(Uid::from_raw(id));
+            let old_gid = setfsgid(Gid::from_raw(id));
+            let r = f();
+            setfsgid(old_gid);
+            setfsuid(old_uid);
+            r
+        }
+        (r, _) => r,
+    }
+}
+
 /// Splits an absolute in-container path into (parent, name), refusing the root itself.
 fn split(path: &str) -> Result<(PathBuf, std::ffi::OsString)> {
     if !path.starts_with('/') {
@@ -219,6 +243,10 @@ impl Host {
             None if existing.is_none() => Some(self.to_host_id(project, name, 0)?),
             None => None,
         };
+        let root_id = self
+            .uses_idmap(project, name)
+            .then(|| self.inner.idmap.to_host(0))
+            .flatten();
         match what {
             FilePut::File { data, append } => {
                 if existing.as_ref().is_some_and(|s| {
@@ -236,12 +264,14 @@ impl Host {
                 } else {
                     OFlags::TRUNC
                 };
-                let fd = rustix::fs::openat(
-                    &dir,
-                    &fname,
-                    flags,
-                    Mode::from_raw_mode(mode.unwrap_or(0o644)),
-                )
+                let fd = creating(root_id, || {
+                    rustix::fs::openat(
+                        &dir,
+                        &fname,
+                        flags,
+                        Mode::from_raw_mode(mode.unwrap_or(0o644)),
+                    )
+                })
                 .map_err(|e| errno(path, e))?;
                 let mut f = std::fs::File::from(fd);
                 f.write_all(&data)
@@ -258,8 +288,9 @@ impl Host {
                 }
             }
             FilePut::Directory => {
-                match rustix::fs::mkdirat(&dir, &fname, Mode::from_raw_mode(mode.unwrap_or(0o755)))
-                {
+                match creating(root_id, || {
+                    rustix::fs::mkdirat(&dir, &fname, Mode::from_raw_mode(mode.unwrap_or(0o755)))
+                }) {
                     Ok(()) => {}
                     Err(rustix::io::Errno::EXIST)
                         if existing.as_ref().is_some_and(|s| {
@@ -291,7 +322,10 @@ impl Host {
                     rustix::fs::unlinkat(&dir, &fname, AtFlags::empty())
                         .map_err(|e| errno(path, e))?;
                 }
-                rustix::fs::symlinkat(target.as_str(), &dir, &fname).map_err(|e| errno(path, e))?;
+                creating(root_id, || {
+                    rustix::fs::symlinkat(target.as_str(), &dir, &fname)
+                })
+                .map_err(|e| errno(path, e))?;
                 rustix::fs::chownat(
                     &dir,
                     &fname,

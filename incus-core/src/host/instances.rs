@@ -77,7 +77,7 @@ fn status_of(ps: PowerState) -> StatusCode {
     }
 }
 
-fn resources(project: &str, name: &str) -> BTreeMap<String, Vec<String>> {
+pub(super) fn resources(project: &str, name: &str) -> BTreeMap<String, Vec<String>> {
     BTreeMap::from([("instances".to_string(), vec![instance_url(project, name)])])
 }
 
@@ -190,7 +190,7 @@ impl Host {
     }
 
     /// The stored row of an instance (no expansion).
-    fn instance_row(&self, project: &str, name: &str) -> Result<api::Instance> {
+    pub(super) fn instance_row(&self, project: &str, name: &str) -> Result<api::Instance> {
         self.inner
             .db
             .get(Table::Instances, project, name)?
@@ -360,7 +360,7 @@ impl Host {
 
     /// Applies the size limit of a new instance volume: the root disk's `size`, else the
     /// pool's `volume.size` default (as Incus does); none sets no limit.
-    async fn apply_root_size(
+    pub(super) async fn apply_root_size(
         &self,
         driver: &Arc<dyn crate::drivers::StorageDriver>,
         vol: &Volume,
@@ -533,7 +533,9 @@ impl Host {
     }
 
     /// Copies an instance (`source.type = "copy"`): its root volume and, unless
-    /// `instance_only`, its snapshots, on the same pool and in the same project. The source may
+    /// `instance_only`, its snapshots, in the same project, on the same pool (the driver's
+    /// fast copy) or onto another pool (the root disk's pool in the request; content replayed
+    /// snapshot by snapshot). The source may
     /// run (the copy is then not atomic, as with Incus on dir). Volatile keys are not copied;
     /// `copy` templates are applied, so the host name follows the new name.
     async fn copy_instance(&self, project: &str, mut req: api::InstancesPost) -> Result<Operation> {
@@ -569,11 +571,7 @@ impl Host {
         let root_devices = ed.clone();
         let src_pool = instance_pool(&src).to_string();
         let pool = root_pool(&ed).unwrap_or_default();
-        if pool != src_pool {
-            return Err(Error::unsupported(
-                "Copies to another storage pool are not supported yet",
-            ));
-        }
+        let target_driver = self.pool_driver(&pool)?;
         if config::is_true(&ec, "security.privileged")
             != config::is_true(&src.expanded_config, "security.privileged")
         {
@@ -596,12 +594,24 @@ impl Host {
             &name,
             "Copying instance",
             move |host, project, name| async move {
-                let (driver, src_vol) = host.root_volume(&src)?;
+                let (src_driver, src_vol) = host.root_volume(&src)?;
+                let driver = target_driver;
                 let vol = Volume::new(VolumeType::Container, storage_name(&project, &name));
                 host.claim_volume(&project, &name, &driver, &vol).await?;
                 let names: Vec<String> = snapshots.iter().map(|s| s.name.clone()).collect();
                 let copied = async {
-                    driver.copy_volume(&vol, &src_vol, &names).await?;
+                    if pool == src_pool {
+                        driver.copy_volume(&vol, &src_vol, &names).await?;
+                    } else {
+                        super::custom_volumes::replay_volume(
+                            &src_driver,
+                            &src_vol,
+                            &names,
+                            &driver,
+                            &vol,
+                        )
+                        .await?;
+                    }
                     host.apply_root_size(&driver, &vol, &root_devices, &pool)
                         .await?;
                     host.inner
@@ -1394,12 +1404,21 @@ impl Host {
         }
         let existing = self.list_snapshots(project, name)?;
         let snap_name = if req.name.is_empty() {
-            (0..)
-                .map(|i| format!("snap{i}"))
-                .find(|n| !existing.iter().any(|s| &s.name == n))
-                .unwrap_or_default()
+            let pattern = inst
+                .expanded_config
+                .get("snapshots.pattern")
+                .map_or("", String::as_str);
+            config::next_snapshot_name(pattern, |n| existing.iter().any(|s| s.name == n))
         } else {
             req.name.clone()
+        };
+        // No expiry asked: `snapshots.expiry` decides (the zero time asks for none).
+        let expires_at = match req.expires_at {
+            Some(t) => t,
+            None => match inst.expanded_config.get("snapshots.expiry") {
+                Some(e) if !e.is_empty() => chrono::Utc::now() + config::parse_expiry(e)?,
+                _ => api::zero_time(),
+            },
         };
         config::validate_snapshot_name(&snap_name)?;
         if existing.iter().any(|s| s.name == snap_name) {
@@ -1418,7 +1437,7 @@ impl Host {
                 let rec = SnapshotRecord {
                     instance: name.clone(),
                     snapshot: api::InstanceSnapshot {
-                        expires_at: req.expires_at.unwrap_or_else(api::zero_time),
+                        expires_at,
                         architecture: inst.put.architecture.clone(),
                         config: inst.put.config.clone(),
                         created_at: now,

@@ -17,6 +17,7 @@ mod files;
 mod hostinfo;
 mod idmap;
 mod images;
+mod instance_move;
 mod instances;
 pub mod lxc;
 mod metadata;
@@ -24,7 +25,9 @@ pub mod ops;
 mod resources;
 mod sftp;
 mod state;
+mod tasks;
 mod templates;
+mod volume_backups;
 mod volumes;
 
 pub use crate::file::{FileAttrs, FileContent, FilePut};
@@ -32,6 +35,7 @@ pub use hostinfo::interfaces_in;
 pub use images::ImageImport;
 pub use ops::{Events, OpContext, Operation};
 pub use sftp::SftpSession;
+pub use tasks::TaskReport;
 
 use crate::api::{self, ConfigMap};
 use crate::drivers::{DriverRegistry, IdShift, StorageDriver, StoragePoolSpec};

@@ -310,7 +310,9 @@ impl russh_sftp::server::Handler for SftpSession {
             true => attrs.permissions.map(|m| m & 0o7777).unwrap_or(0o644),
             false => 0,
         };
-        let fd = self.open_at(&filename, flags, mode).map_err(reply)?;
+        let root = self.ids.and_then(|i| i.to_host(0));
+        let fd =
+            super::files::creating(root, || self.open_at(&filename, flags, mode)).map_err(reply)?;
         if !existed {
             self.own_new(&fd)?;
         }
@@ -481,7 +483,11 @@ impl russh_sftp::server::Handler for SftpSession {
     ) -> std::result::Result<Status, Self::Error> {
         let (dir, name) = self.parent(&path)?;
         let mode = attrs.permissions.map(|m| m & 0o7777).unwrap_or(0o755);
-        rustix::fs::mkdirat(&dir, &name, Mode::from_raw_mode(mode)).map_err(reply)?;
+        let root = self.ids.and_then(|i| i.to_host(0));
+        super::files::creating(root, || {
+            rustix::fs::mkdirat(&dir, &name, Mode::from_raw_mode(mode))
+        })
+        .map_err(reply)?;
         let fd = rustix::fs::openat(
             &dir,
             &name,
@@ -543,7 +549,9 @@ impl russh_sftp::server::Handler for SftpSession {
     ) -> std::result::Result<Status, Self::Error> {
         let (target, link) = (linkpath, targetpath);
         let (dir, name) = self.parent(&link)?;
-        rustix::fs::symlinkat(target.as_str(), &dir, &name).map_err(reply)?;
+        let root = self.ids.and_then(|i| i.to_host(0));
+        super::files::creating(root, || rustix::fs::symlinkat(target.as_str(), &dir, &name))
+            .map_err(reply)?;
         if self.ids.is_some() {
             let root = self.to_host(0)?;
             rustix::fs::chownat(

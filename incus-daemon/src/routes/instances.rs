@@ -84,17 +84,11 @@ pub(crate) async fn create(
     request: axum::extract::Request,
 ) -> ApiResult {
     use axum::extract::FromRequest;
-    let ctype = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if ctype.starts_with("application/octet-stream") {
+    if super::is_octet_stream(&headers) {
         let header = |n: &str| super::incus_header(&headers, n).filter(|v| !v.is_empty());
         let p = project(&q);
         st.host.get_project(&p)?;
-        let dir = st.host.state_dir().join("backups");
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
-        let tmp = dir.join(format!("upload-{}", uuid::Uuid::new_v4().simple()));
+        let tmp = super::upload_file(&st).await?;
         super::save_body(request.into_body(), &tmp).await?;
         let op = st
             .host
@@ -203,9 +197,23 @@ pub(crate) async fn patch(
 
 pub(crate) async fn rename(st: St, q: Q, Path(name): Path<String>, body: Bytes) -> ApiResult {
     let req: api::InstancePost = parse(&body)?;
-    if req.migration || !req.pool.is_empty() || !req.project.is_empty() {
+    if !req.project.is_empty() || req.target.is_some() {
         return Err(ApiError(Error::unsupported(
-            "Migration and moves between pools or projects are not supported yet",
+            "Migration and moves between projects or servers are not supported yet",
+        )));
+    }
+    if !req.pool.is_empty() {
+        // `incus move NAME --storage POOL` (`instance_pool_move`; the client asks for `live`
+        // when the instance runs, which the move refuses with a clear message).
+        let op = st
+            .host
+            .move_instance_to_pool(&project(&q), &name, &req.pool, &req.name, req.instance_only)
+            .await?;
+        return operation(&op);
+    }
+    if req.migration || req.live {
+        return Err(ApiError(Error::unsupported(
+            "Migration between servers is not supported yet",
         )));
     }
     let op = st
@@ -381,6 +389,20 @@ pub(crate) async fn backup(
     sync(&st.host.get_instance_backup(&project(&q), &name, &backup)?)
 }
 
+/// `POST /1.0/instances/<name>/backups/<backup>`: rename (an operation).
+pub(crate) async fn rename_backup(
+    st: St,
+    q: Q,
+    Path((name, backup)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    let req: api::BackupPost = parse(&body)?;
+    operation(
+        &st.host
+            .rename_instance_backup(&project(&q), &name, &backup, &req.name)?,
+    )
+}
+
 /// `DELETE /1.0/instances/<name>/backups/<backup>` (an operation).
 pub(crate) async fn delete_backup(
     st: St,
@@ -399,27 +421,6 @@ pub(crate) async fn export_backup(
     q: Q,
     Path((name, backup)): Path<(String, String)>,
 ) -> ApiResult {
-    use axum::response::IntoResponse;
     let path = st.host.instance_backup_file(&project(&q), &name, &backup)?;
-    let file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|e| Error::io(path.display(), e))?;
-    let len = file
-        .metadata()
-        .await
-        .map_err(|e| Error::io(path.display(), e))?
-        .len();
-    let body =
-        axum::body::Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 16));
-    Ok((
-        [
-            (
-                axum::http::header::CONTENT_TYPE,
-                "application/octet-stream".to_string(),
-            ),
-            (axum::http::header::CONTENT_LENGTH, len.to_string()),
-        ],
-        body,
-    )
-        .into_response())
+    super::stream_file(&path).await
 }

@@ -81,6 +81,48 @@ pub(crate) async fn save_body(
     Ok(())
 }
 
+/// Whether a request carries a raw upload (`Content-Type: application/octet-stream`).
+pub(crate) fn is_octet_stream(h: &axum::http::HeaderMap) -> bool {
+    h.get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/octet-stream"))
+}
+
+/// A new file under `$INCUS_DIR/backups/` to receive an uploaded backup.
+pub(crate) async fn upload_file(st: &St) -> Result<std::path::PathBuf, crate::response::ApiError> {
+    let dir = st.host.state_dir().join("backups");
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| incus_core::Error::io(dir.display(), e))?;
+    Ok(dir.join(format!("upload-{}", uuid::Uuid::new_v4().simple())))
+}
+
+/// A file streamed as `application/octet-stream` (backup exports).
+pub(crate) async fn stream_file(path: &std::path::Path) -> crate::response::ApiResult {
+    use axum::response::IntoResponse;
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| incus_core::Error::io(path.display(), e))?;
+    let len = file
+        .metadata()
+        .await
+        .map_err(|e| incus_core::Error::io(path.display(), e))?
+        .len();
+    let body =
+        axum::body::Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 16));
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/octet-stream".to_string(),
+            ),
+            (axum::http::header::CONTENT_LENGTH, len.to_string()),
+        ],
+        body,
+    )
+        .into_response())
+}
+
 /// A list response: URLs at `recursion=0`, objects otherwise.
 pub(crate) fn names_or_objects<T: serde::Serialize>(
     q: &HashMap<String, String>,
@@ -173,7 +215,9 @@ pub(crate) fn router() -> Router<Arc<Daemon>> {
         )
         .route(
             "/1.0/instances/{name}/backups/{backup}",
-            get(instances::backup).delete(instances::delete_backup),
+            get(instances::backup)
+                .post(instances::rename_backup)
+                .delete(instances::delete_backup),
         )
         .route(
             "/1.0/instances/{name}/backups/{backup}/export",
@@ -274,7 +318,17 @@ pub(crate) fn router() -> Router<Arc<Daemon>> {
         )
         .route(
             "/1.0/storage-pools/{pool}/volumes/{type}/{vol}/backups",
-            get(volumes::volume_backups),
+            get(volumes::volume_backups).post(volumes::create_volume_backup),
+        )
+        .route(
+            "/1.0/storage-pools/{pool}/volumes/{type}/{vol}/backups/{backup}",
+            get(volumes::volume_backup)
+                .post(volumes::rename_volume_backup)
+                .delete(volumes::delete_volume_backup),
+        )
+        .route(
+            "/1.0/storage-pools/{pool}/volumes/{type}/{vol}/backups/{backup}/export",
+            get(volumes::export_volume_backup),
         )
         .route(
             "/1.0/storage-pools/{pool}/volumes/{type}/{vol}/snapshots",

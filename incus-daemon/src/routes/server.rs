@@ -47,6 +47,13 @@ pub const EXTENSIONS: &[&str] = &[
     "backup_compression_algorithm",
     "backup_override_name",
     "container_backup_override_pool",
+    "custom_volume_backup",
+    "snapshot_scheduling",
+    "snapshot_schedule_aliases",
+    "snapshot_expiry",
+    "snapshot_expiry_creation",
+    "volume_snapshot_scheduling",
+    "instance_pool_move",
 ];
 
 pub(crate) async fn root() -> ApiResult {

@@ -53,15 +53,43 @@ pub(crate) async fn volumes(
     })
 }
 
-/// `POST /1.0/storage-pools/<pool>/volumes[/custom]`: a new empty volume (synchronous) or a
-/// copy (`source.type: copy`, an operation), as in Incus.
+/// `POST /1.0/storage-pools/<pool>/volumes[/custom]`: a new empty volume (synchronous), a
+/// copy (`source.type: copy`, an operation), as in Incus, or with `Content-Type:
+/// application/octet-stream` a backup tarball to import (an operation).
 pub(crate) async fn create_volume(
     st: St,
     q: Q,
     Path(params): Path<HashMap<String, String>>,
-    body: Bytes,
+    headers: HeaderMap,
+    request: axum::extract::Request,
 ) -> ApiResult {
+    use axum::extract::FromRequest;
     let pool = params.get("name").cloned().unwrap_or_default();
+    if super::is_octet_stream(&headers) {
+        // A backup tarball to import (`incus storage volume import`; `X-Incus-name`
+        // overrides the archive's volume name), streamed to a file first.
+        if let Some(kind) = params.get("type") {
+            custom_only(kind)?;
+        }
+        let header = |n: &str| super::incus_header(&headers, n).filter(|v| !v.is_empty());
+        if let Some(t) = header("type").filter(|t| t != "backup") {
+            return Err(ApiError(Error::unsupported(format!(
+                "Importing volumes of type {t:?} is not supported (backup tarballs only)"
+            ))));
+        }
+        let p = project(&q);
+        st.host.get_storage_pool(&pool)?;
+        let tmp = super::upload_file(&st).await?;
+        super::save_body(request.into_body(), &tmp).await?;
+        return operation(
+            &st.host
+                .import_volume_backup(&p, &pool, tmp, header("name"))?,
+        );
+    }
+    let body = match Bytes::from_request(request, &()).await {
+        Ok(b) => b,
+        Err(rejection) => return Ok(axum::response::IntoResponse::into_response(rejection)),
+    };
     let mut req: api::StorageVolumesPost = parse(&body)?;
     if let Some(kind) = params.get("type") {
         custom_only(kind)?;
@@ -183,16 +211,91 @@ pub(crate) async fn volume_state(
     )
 }
 
-/// `GET /1.0/storage-pools/<pool>/volumes/custom/<name>/backups`: volume backups are not
-/// made yet, so the list is empty (the `incus storage volume info` client asks for it).
+/// `GET /1.0/storage-pools/<pool>/volumes/custom/<name>/backups`.
 pub(crate) async fn volume_backups(
     st: St,
     q: Q,
     Path((pool, kind, name)): Path<(String, String, String)>,
 ) -> ApiResult {
     custom_only(&kind)?;
-    st.host.get_custom_volume(&project(&q), &pool, &name)?;
-    sync(&Vec::<String>::new())
+    let list = st.host.list_volume_backups(&project(&q), &pool, &name)?;
+    names_or_objects(&q, list, |b| {
+        format!(
+            "/1.0/storage-pools/{pool}/volumes/custom/{name}/backups/{}",
+            b.name
+        )
+    })
+}
+
+/// `POST .../volumes/custom/<name>/backups` (an operation; its resources name the backup).
+pub(crate) async fn create_volume_backup(
+    st: St,
+    q: Q,
+    Path((pool, kind, name)): Path<(String, String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    custom_only(&kind)?;
+    let req: api::StorageVolumeBackupsPost = parse(&body)?;
+    operation(
+        &st.host
+            .create_volume_backup(&project(&q), &pool, &name, req)?,
+    )
+}
+
+type BackupPath = Path<(String, String, String, String)>;
+
+/// `GET .../volumes/custom/<name>/backups/<backup>`.
+pub(crate) async fn volume_backup(
+    st: St,
+    q: Q,
+    Path((pool, kind, name, backup)): BackupPath,
+) -> ApiResult {
+    custom_only(&kind)?;
+    sync(
+        &st.host
+            .get_volume_backup(&project(&q), &pool, &name, &backup)?,
+    )
+}
+
+/// `POST .../volumes/custom/<name>/backups/<backup>`: rename (an operation).
+pub(crate) async fn rename_volume_backup(
+    st: St,
+    q: Q,
+    Path((pool, kind, name, backup)): BackupPath,
+    body: Bytes,
+) -> ApiResult {
+    custom_only(&kind)?;
+    let req: api::BackupPost = parse(&body)?;
+    operation(
+        &st.host
+            .rename_volume_backup(&project(&q), &pool, &name, &backup, &req.name)?,
+    )
+}
+
+/// `DELETE .../volumes/custom/<name>/backups/<backup>` (an operation).
+pub(crate) async fn delete_volume_backup(
+    st: St,
+    q: Q,
+    Path((pool, kind, name, backup)): BackupPath,
+) -> ApiResult {
+    custom_only(&kind)?;
+    operation(
+        &st.host
+            .delete_volume_backup(&project(&q), &pool, &name, &backup)?,
+    )
+}
+
+/// `GET .../volumes/custom/<name>/backups/<backup>/export`: the tarball.
+pub(crate) async fn export_volume_backup(
+    st: St,
+    q: Q,
+    Path((pool, kind, name, backup)): BackupPath,
+) -> ApiResult {
+    custom_only(&kind)?;
+    let path = st
+        .host
+        .volume_backup_file(&project(&q), &pool, &name, &backup)?;
+    super::stream_file(&path).await
 }
 
 /// `GET .../volumes/custom/<name>/snapshots`.
