@@ -605,11 +605,23 @@ fn storage_volume_commands() {
         "default",
         "volume.snapshots.pattern=auto-%d",
         "volume.snapshots.expiry=1d",
+        "volume.snapshots.schedule=@daily",
     ]);
     e.ok(&["storage", "volume", "create", "default", "pv"]);
+    let shown = e.ok(&["storage", "volume", "show", "default", "pv"]);
     assert!(
-        e.ok(&["storage", "volume", "show", "default", "pv"])
-            .contains("snapshots.pattern: auto-%d")
+        shown.contains("snapshots.pattern: auto-%d")
+            && shown.contains("snapshots.schedule: \"@daily\""),
+        "{shown}"
+    );
+    assert!(
+        e.fails(&[
+            "storage",
+            "set",
+            "default",
+            "volume.snapshots.schedule=61 * * * *"
+        ])
+        .contains("schedule")
     );
     e.ok(&["storage", "volume", "snapshot", "create", "default", "pv"]);
     let snaps = e.ok(&[
@@ -626,6 +638,7 @@ fn storage_volume_commands() {
     e.ok(&["storage", "volume", "delete", "default", "pv"]);
     e.ok(&["storage", "unset", "default", "volume.snapshots.pattern"]);
     e.ok(&["storage", "unset", "default", "volume.snapshots.expiry"]);
+    e.ok(&["storage", "unset", "default", "volume.snapshots.schedule"]);
     // Errors.
     assert!(
         e.fails(&["storage", "volume", "create", "default", "data"])

@@ -551,6 +551,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn snapshot_names_and_schedules() {
+        let taken = |n: &str| ["snap0", "snap1", "daily"].contains(&n);
+        assert_eq!(next_snapshot_name("", taken), "snap2");
+        assert_eq!(next_snapshot_name("auto-%d", taken), "auto-0");
+        assert_eq!(next_snapshot_name("daily", taken), "daily-1");
+        assert_eq!(next_snapshot_name("weekly", taken), "weekly");
+        let t = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map(|d| d.with_timezone(&chrono::Utc))
+                .expect("time")
+        };
+        let hourly = Schedule::parse("@hourly").expect("parse");
+        assert!(hourly.fires_between(t("2026-01-01T09:59:00Z"), t("2026-01-01T10:00:00Z")));
+        assert!(!hourly.fires_between(t("2026-01-01T10:00:00Z"), t("2026-01-01T10:59:00Z")));
+        let both = Schedule::parse("@midnight, @hourly").expect("parse");
+        assert!(both.fires_between(t("2026-01-01T10:30:00Z"), t("2026-01-01T11:00:00Z")));
+        let cron = Schedule::parse("30 6 * * 1").expect("parse");
+        // 2026-01-05 is a Monday.
+        assert!(cron.fires_between(t("2026-01-05T06:29:00Z"), t("2026-01-05T06:30:00Z")));
+        assert!(!cron.fires_between(t("2026-01-06T06:29:00Z"), t("2026-01-06T06:30:00Z")));
+        assert!(
+            !Schedule::parse("")
+                .expect("empty")
+                .fires_between(t("2026-01-01T00:00:00Z"), t("2027-01-01T00:00:00Z"))
+        );
+        for bad in ["61 * * * *", "@sometimes", "* * *", "0 0 * * * *"] {
+            assert!(Schedule::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn expiries() {
         assert_eq!(parse_expiry("2d").expect("2d"), chrono::Duration::days(2));
         assert_eq!(

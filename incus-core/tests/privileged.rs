@@ -942,28 +942,25 @@ async fn scheduled_snapshots_and_expiry() {
         ],
     )
     .await;
-    let mut stopped = launch_req("stop1", &[("snapshots.schedule", "@hourly")]);
-    stopped.start = false;
-    host.create_instance(P, stopped)
-        .await
-        .expect("create")
-        .wait()
-        .await
-        .expect("init");
-    let mut stopped = launch_req(
-        "stop2",
-        &[
-            ("snapshots.schedule", "@hourly, @daily"),
-            ("snapshots.schedule.stopped", "true"),
-        ],
-    );
-    stopped.start = false;
-    host.create_instance(P, stopped)
-        .await
-        .expect("create")
-        .wait()
-        .await
-        .expect("init");
+    for (name, config) in [
+        ("stop1", &[("snapshots.schedule", "@hourly")][..]),
+        (
+            "stop2",
+            &[
+                ("snapshots.schedule", "@hourly, @daily"),
+                ("snapshots.schedule.stopped", "true"),
+            ][..],
+        ),
+    ] {
+        let mut stopped = launch_req(name, config);
+        stopped.start = false;
+        host.create_instance(P, stopped)
+            .await
+            .expect("create")
+            .wait()
+            .await
+            .expect("init");
+    }
     // Refused schedules and expiries, on instances and volumes.
     for (k, v) in [
         ("snapshots.schedule", "61 * * * *"),

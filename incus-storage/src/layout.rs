@@ -24,7 +24,8 @@ pub fn check_source(pool: &str, source: &str) -> Result<()> {
 }
 
 /// Checks the pool keys every driver takes as defaults of new custom volumes
-/// (`volume.snapshots.expiry`, `volume.snapshots.pattern`); `false` for any other key.
+/// (`volume.snapshots.expiry`, `volume.snapshots.pattern`, `volume.snapshots.schedule`);
+/// `false` for any other key.
 pub fn volume_default_key(pool: &str, key: &str, value: &str) -> Result<bool> {
     match key {
         "volume.snapshots.expiry" => {
@@ -35,6 +36,11 @@ pub fn volume_default_key(pool: &str, key: &str, value: &str) -> Result<bool> {
             Ok(true)
         }
         "volume.snapshots.pattern" => Ok(true),
+        "volume.snapshots.schedule" => {
+            incus_core::config::Schedule::parse(value)
+                .map_err(|e| Error::invalid(format!("Pool {pool:?}: {key}: {e}")))?;
+            Ok(true)
+        }
         _ => Ok(false),
     }
 }

@@ -33,6 +33,41 @@ pub(super) struct VolumeRecord {
     pub(super) volume: api::StorageVolume,
 }
 
+impl VolumeRecord {
+    /// A new filesystem volume's record, created now.
+    pub(super) fn new(
+        pool: &str,
+        project: &str,
+        name: &str,
+        config: ConfigMap,
+        description: &str,
+    ) -> VolumeRecord {
+        VolumeRecord {
+            pool: pool.to_string(),
+            volume: api::StorageVolume {
+                put: api::StorageVolumePut {
+                    config,
+                    description: description.to_string(),
+                    restore: String::new(),
+                },
+                name: name.to_string(),
+                kind: "custom".into(),
+                project: project.to_string(),
+                created_at: chrono::Utc::now(),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+/// Removes what an interrupted create left under a volume's name (no record owns it).
+pub(super) async fn reclaim_volume(driver: &Arc<dyn StorageDriver>, vol: &Volume) -> Result<()> {
+    if driver.has_volume(vol).await? {
+        driver.delete_volume(vol).await?;
+    }
+    Ok(())
+}
+
 /// A custom volume snapshot as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct VolumeSnapshotRecord {
@@ -343,26 +378,9 @@ impl Host {
         let lock = self.volume_lock(&project, pool, &req.name);
         let _g = lock.lock().await;
         let vol = driver_volume(&project, &req.name);
-        // A volume no record owns is the remains of an interrupted create: reclaim it.
-        if driver.has_volume(&vol).await? {
-            driver.delete_volume(&vol).await?;
-        }
+        reclaim_volume(&driver, &vol).await?;
         driver.create_volume(&vol).await?;
-        let rec = VolumeRecord {
-            pool: pool.to_string(),
-            volume: api::StorageVolume {
-                put: api::StorageVolumePut {
-                    config: cfg,
-                    description: req.put.description.clone(),
-                    restore: String::new(),
-                },
-                name: req.name.clone(),
-                kind: "custom".into(),
-                project: project.clone(),
-                created_at: chrono::Utc::now(),
-                ..Default::default()
-            },
-        };
+        let rec = VolumeRecord::new(pool, &project, &req.name, cfg, &req.put.description);
         let done = async {
             if let Some(bytes) = size {
                 driver.set_volume_quota(&vol, bytes).await?;
@@ -535,9 +553,7 @@ impl Host {
         } else {
             self.volume_snapshots(&c.src_project, &c.src_pool, &c.src_name)?
         };
-        if driver.has_volume(&vol).await? {
-            driver.delete_volume(&vol).await?;
-        }
+        reclaim_volume(&driver, &vol).await?;
         let work = async {
             if c.src_pool == c.pool {
                 let names: Vec<String> = snaps
@@ -555,21 +571,13 @@ impl Host {
             if let Some(bytes) = c.size {
                 driver.set_volume_quota(&vol, bytes).await?;
             }
-            let rec = VolumeRecord {
-                pool: c.pool.clone(),
-                volume: api::StorageVolume {
-                    put: api::StorageVolumePut {
-                        config: c.config.clone(),
-                        description: c.description.clone(),
-                        restore: String::new(),
-                    },
-                    name: c.name.clone(),
-                    kind: "custom".into(),
-                    project: c.project.clone(),
-                    created_at: chrono::Utc::now(),
-                    ..Default::default()
-                },
-            };
+            let rec = VolumeRecord::new(
+                &c.pool,
+                &c.project,
+                &c.name,
+                c.config.clone(),
+                &c.description,
+            );
             self.inner
                 .db
                 .insert(Table::Volumes, &c.project, &key(&c.pool, &c.name), &rec)?;

@@ -1,9 +1,9 @@
 //! Moving an instance to another storage pool (`POST /1.0/instances/<name>` with `pool`, as
 //! `incus move NAME --storage POOL` sends it with the `instance_pool_move` extension).
 
-use super::custom_volumes::replay_volume;
+use super::custom_volumes::{reclaim_volume, replay_volume};
 use super::db::Table;
-use super::instances::{instance_pool, resources, storage_name};
+use super::instances::{instance_pool, is_root_disk, resources, root_disk, storage_name};
 use super::{Host, Operation};
 use crate::drivers::{Volume, VolumeType};
 use crate::error::{Error, Result};
@@ -94,51 +94,33 @@ impl Host {
             list.sort_by_key(|s| s.created_at);
             list.into_iter().map(|s| s.name).collect()
         };
-        // The record as it will be: a local root disk on the new pool.
-        let mut rec = inst.clone();
-        let root = rec
-            .put
+        // The config as it will be: a local root disk on the new pool (the instance's own, or
+        // the one its profiles give it).
+        let mut put = inst.put.clone();
+        let key = put
             .devices
             .iter()
-            .find(|(_, d)| {
-                d.get("type").map(String::as_str) == Some("disk")
-                    && d.get("path").map(String::as_str) == Some("/")
-            })
-            .map(|(k, _)| k.clone());
-        let mut disk = root
-            .as_ref()
-            .and_then(|k| rec.put.devices.get(k).cloned())
-            .or_else(|| {
-                inst.expanded_devices
-                    .values()
-                    .find(|d| {
-                        d.get("type").map(String::as_str) == Some("disk")
-                            && d.get("path").map(String::as_str) == Some("/")
-                    })
-                    .cloned()
-            })
+            .find(|(_, d)| is_root_disk(d))
+            .map_or_else(|| "root".to_string(), |(k, _)| k.clone());
+        let mut disk = root_disk(&inst.expanded_devices)
+            .cloned()
             .unwrap_or_default();
         disk.insert("type".into(), "disk".into());
         disk.insert("path".into(), "/".into());
         disk.insert("pool".into(), pool.to_string());
-        rec.put
-            .devices
-            .insert(root.unwrap_or_else(|| "root".into()), disk);
-        rec.put
-            .config
+        put.devices.insert(key, disk);
+        put.config
             .insert("volatile.rootfs.pool".into(), pool.to_string());
-        let mut check = rec.put.clone();
+        let mut check = put.clone();
         check.config.retain(|k, _| !k.starts_with("volatile."));
         let (_, expanded) = self.validate_put(project, &check)?;
-        if driver.has_volume(&vol).await? {
-            driver.delete_volume(&vol).await?;
-        }
+        reclaim_volume(&driver, &vol).await?;
         let copied = async {
             replay_volume(&src_driver, &src_vol, &snapshots, &driver, &vol).await?;
             self.apply_root_size(&driver, &vol, &expanded, pool).await?;
             let mut row = self.instance_row(project, name)?;
-            row.put.devices = rec.put.devices.clone();
-            row.put.config = rec.put.config.clone();
+            row.put.devices = put.devices.clone();
+            row.put.config = put.config.clone();
             self.inner
                 .db
                 .update(Table::Instances, project, name, &row)?;

@@ -40,12 +40,15 @@ pub(crate) fn instance_pool(inst: &api::Instance) -> &str {
         .unwrap_or_default()
 }
 
+/// Whether a device is a root disk (`type: disk`, `path: /`).
+pub(super) fn is_root_disk(d: &ConfigMap) -> bool {
+    d.get("type").map(String::as_str) == Some("disk")
+        && d.get("path").map(String::as_str) == Some("/")
+}
+
 /// The root disk (`type: disk`, `path: /`) among expanded devices.
-fn root_disk(devices: &api::DevicesMap) -> Option<&ConfigMap> {
-    devices.values().find(|d| {
-        d.get("type").map(String::as_str) == Some("disk")
-            && d.get("path").map(String::as_str) == Some("/")
-    })
+pub(super) fn root_disk(devices: &api::DevicesMap) -> Option<&ConfigMap> {
+    devices.values().find(|d| is_root_disk(d))
 }
 
 /// The root disk's `size` in bytes, when set.
@@ -250,6 +253,16 @@ impl Host {
     /// All instances of a project (every project with `None`): two queries and a few file
     /// reads per instance, whatever their number.
     pub async fn list_instances(&self, project: Option<&str>) -> Result<Vec<api::Instance>> {
+        let mut out = Vec::new();
+        for inst in self.expanded_instances(project)? {
+            out.push(self.with_status(inst).await);
+        }
+        Ok(out)
+    }
+
+    /// The records of a project's instances (every project with `None`) with their expanded
+    /// config and devices, without live state: one query, profiles expanded per project.
+    pub(super) fn expanded_instances(&self, project: Option<&str>) -> Result<Vec<api::Instance>> {
         let rows = self
             .inner
             .db
@@ -261,9 +274,7 @@ impl Host {
         let mut out = Vec::new();
         for (p, mut list) in by_project {
             self.expand_all(&p, &mut list)?;
-            for inst in list {
-                out.push(self.with_status(inst).await);
-            }
+            out.extend(list);
         }
         Ok(out)
     }

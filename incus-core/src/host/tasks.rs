@@ -55,18 +55,24 @@ impl Host {
         now: DateTime<Utc>,
         report: &mut TaskReport,
     ) {
-        let instances = match self.list_instances(None).await {
-            Ok(l) => l,
+        // Only the instances with a schedule get their live state read.
+        let scheduled = match self.expanded_instances(None) {
+            Ok(mut l) => {
+                l.retain(|i| {
+                    i.expanded_config
+                        .get("snapshots.schedule")
+                        .is_some_and(|s| !s.is_empty())
+                });
+                l
+            }
             Err(e) => {
                 report.errors.push(format!("instances: {e}"));
                 return;
             }
         };
-        for inst in instances {
+        for inst in scheduled {
             let cfg = &inst.expanded_config;
-            let Some(schedule) = cfg.get("snapshots.schedule").filter(|s| !s.is_empty()) else {
-                continue;
-            };
+            let schedule = cfg.get("snapshots.schedule").map_or("", String::as_str);
             let what = format!("instance {}/{}", inst.project, inst.name);
             let fires = match Schedule::parse(schedule) {
                 Ok(s) => s.fires_between(after, now),
@@ -75,8 +81,17 @@ impl Host {
                     continue;
                 }
             };
-            let running = inst.status != "Stopped";
-            if !fires || (!running && !config::is_true(cfg, "snapshots.schedule.stopped")) {
+            if !fires {
+                continue;
+            }
+            let running = match self.get_instance(&inst.project, &inst.name).await {
+                Ok(i) => i.status != "Stopped",
+                Err(e) => {
+                    report.errors.push(format!("{what}: {e}"));
+                    continue;
+                }
+            };
+            if !running && !config::is_true(cfg, "snapshots.schedule.stopped") {
                 continue;
             }
             let taken = async {

@@ -17,8 +17,8 @@ use super::backups::{
     json_of, pick_backup_name, read_backups, rename_backup_files, unpack_backup,
 };
 use super::custom_volumes::{
-    VolumeRecord, VolumeSnapshotRecord, driver_volume, key, replace_contents, snap_name,
-    validate_volume_config,
+    VolumeRecord, VolumeSnapshotRecord, driver_volume, key, reclaim_volume, replace_contents,
+    snap_name, validate_volume_config,
 };
 use super::db::Table;
 use super::{Host, Operation, with_project};
@@ -358,30 +358,18 @@ impl Host {
         // Made by someone else while the archive was unpacked.
         self.check_new_volume(project, pool, &req)?;
         let vol = driver_volume(project, &name);
-        if driver.has_volume(&vol).await? {
-            driver.delete_volume(&vol).await?;
-        }
+        reclaim_volume(&driver, &vol).await?;
         driver.create_volume(&vol).await?;
-        let rec = VolumeRecord {
-            pool: pool.to_string(),
-            volume: api::StorageVolume {
-                put: api::StorageVolumePut {
-                    config: volume.put.config.clone(),
-                    description: volume.put.description.clone(),
-                    restore: String::new(),
-                },
-                name: name.clone(),
-                kind: "custom".into(),
-                project: project.to_string(),
-                content_type: "filesystem".into(),
-                created_at: if volume.created_at == api::zero_time() {
-                    chrono::Utc::now()
-                } else {
-                    volume.created_at
-                },
-                ..Default::default()
-            },
-        };
+        let mut rec = VolumeRecord::new(
+            pool,
+            project,
+            &name,
+            volume.put.config.clone(),
+            &volume.put.description,
+        );
+        if volume.created_at != api::zero_time() {
+            rec.volume.created_at = volume.created_at;
+        }
         let work = async {
             if let Some(bytes) = size {
                 driver.set_volume_quota(&vol, bytes).await?;
