@@ -26,5 +26,7 @@ pub mod filter;
 pub mod host;
 #[cfg(all(feature = "host", target_os = "linux"))]
 pub mod tree;
+#[cfg(all(feature = "host", target_os = "linux"))]
+pub mod xattrs;
 
 pub use error::{Error, ErrorKind, Result};

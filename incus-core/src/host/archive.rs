@@ -4,12 +4,13 @@
 //! targets that are absolute or contain `..` are refused with a clear error before anything is
 //! written for them; every parent directory is resolved with `openat2(RESOLVE_IN_ROOT)`, so a
 //! symlink inside the archive (say `rootfs/etc -> /etc`) is followed as the container would
-//! follow it, inside the destination, never on the host. Extended attributes are not restored.
+//! follow it, inside the destination, never on the host. Extended attributes travel as PAX
+//! `SCHILY.xattr.<name>` records (GNU tar's and Incus's form), both ways.
 
 use crate::error::{Error, Result};
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
 use std::io::{BufRead, BufReader, Read};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 /// Wraps `r` in the decompressor its first bytes call for (gzip, xz, zstd, bzip2 refused, or
@@ -128,6 +129,7 @@ pub fn extract(r: impl Read, dest: &Path, prefix: Option<&Path>) -> Result<usize
         };
         let parent_rel = rel.parent().unwrap_or(Path::new("")).to_path_buf();
         let parent = mkdir_all_in_root(&root, &parent_rel)?;
+        let attrs = entry_xattrs(&mut entry)?;
         let h = entry.header().clone();
         let mode = h.mode().unwrap_or(0o644) & 0o7777;
         let (uid, gid) = (h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32);
@@ -219,6 +221,16 @@ pub fn extract(r: impl Read, dest: &Path, prefix: Option<&Path>) -> Result<usize
             rustix::fs::chmodat(&parent, &name, Mode::from_raw_mode(mode), AtFlags::empty())
                 .map_err(|e| os(&rel, e))?;
         }
+        // After chown, which drops file capabilities. Reached through the parent's descriptor
+        // so that nothing outside the destination can be named.
+        if !attrs.is_empty() {
+            let at = PathBuf::from(format!("/proc/self/fd/{}", parent.as_raw_fd())).join(&name);
+            for (key, value) in &attrs {
+                if let Err(e) = crate::xattrs::write_one(&at, key, value) {
+                    tracing::warn!("{}: {e}", rel.display());
+                }
+            }
+        }
         let ts = rustix::fs::Timestamps {
             last_access: rustix::fs::Timespec {
                 tv_sec: mtime as i64,
@@ -251,12 +263,39 @@ pub fn extract(r: impl Read, dest: &Path, prefix: Option<&Path>) -> Result<usize
     Ok(count)
 }
 
+/// The extended attributes an entry's PAX records carry (`SCHILY.xattr.<name>`).
+fn entry_xattrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Vec<crate::xattrs::Xattr>> {
+    let mut out = Vec::new();
+    let Some(exts) = entry
+        .pax_extensions()
+        .map_err(|e| Error::invalid(format!("Bad archive PAX header: {e}")))?
+    else {
+        return Ok(out);
+    };
+    for ext in exts {
+        let ext = ext.map_err(|e| Error::invalid(format!("Bad archive PAX record: {e}")))?;
+        if let Some(name) = ext.key_bytes().strip_prefix(XATTR_PREFIX.as_bytes()) {
+            if name.is_empty() || name.contains(&0) {
+                continue;
+            }
+            use std::os::unix::ffi::OsStrExt;
+            out.push((
+                std::ffi::OsStr::from_bytes(name).to_owned(),
+                ext.value_bytes().to_vec(),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+const XATTR_PREFIX: &str = "SCHILY.xattr.";
+
 /// Appends the tree at `src` to a tar stream under the name `prefix` (the directory itself
 /// first, then its content, in name order): regular files, directories, symlinks, hard links
 /// (later names of one inode as links to the first), device nodes and FIFOs; sockets are left
 /// out. With `unshift`, host ids in the container's range are written as container ids
-/// (host root stays 0, other ids become 65534), so the archive holds what the container sees. Extended attributes are
-/// not written.
+/// (host root stays 0, other ids become 65534), so the archive holds what the container sees (ids inside ACLs and
+/// file capabilities too). Extended attributes go in PAX records before their entry.
 pub fn append_tree<W: std::io::Write>(
     b: &mut tar::Builder<W>,
     src: &Path,
@@ -289,6 +328,22 @@ fn append_entry<W: std::io::Write>(
                 .unwrap_or(if id == 0 { 0 } else { 65534 }),
         ),
     };
+    let attrs = crate::xattrs::read_all(path)?;
+    if !attrs.is_empty() {
+        let mut records: Vec<(String, Vec<u8>)> = Vec::new();
+        for (key, value) in attrs {
+            let Some(key) = key.to_str() else { continue };
+            let value = match unshift {
+                Some(_) => {
+                    crate::xattrs::map_ids(std::ffi::OsStr::new(key), &value, |id| map(id) as u32)
+                }
+                None => value,
+            };
+            records.push((format!("{XATTR_PREFIX}{key}"), value));
+        }
+        b.append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+            .map_err(io)?;
+    }
     let mut h = tar::Header::new_gnu();
     h.set_metadata_in_mode(&md, tar::HeaderMode::Complete);
     h.set_uid(map(md.uid()));
@@ -485,5 +540,54 @@ mod tests {
         }
         let r = decompress(&data[..]).expect("decompress");
         assert!(read_member(r, "metadata.yaml", 3).is_err(), "size limit");
+    }
+
+    #[test]
+    fn extended_attributes_round_trip_with_unshifted_capabilities() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("SKIPPED extended_attributes_round_trip: needs root");
+            return;
+        }
+        let t = tempfile::tempdir().expect("tempdir");
+        let src = t.path().join("src");
+        std::fs::create_dir_all(src.join("bin")).expect("mkdir");
+        let ping = src.join("bin/ping");
+        std::fs::write(&ping, b"x").expect("write");
+        rustix::fs::chown(
+            &ping,
+            Some(rustix::process::Uid::from_raw(1_000_000)),
+            Some(rustix::process::Gid::from_raw(1_000_000)),
+        )
+        .expect("chown");
+        // A namespaced (v3) capability whose root is the container's root, host id 1000000.
+        let mut cap = 0x0300_0001u32.to_le_bytes().to_vec();
+        cap.extend_from_slice(&(1u32 << 13).to_le_bytes());
+        cap.extend_from_slice(&[0; 12]);
+        cap.extend_from_slice(&1_000_000u32.to_le_bytes());
+        xattr::set(&ping, crate::xattrs::CAPABILITY, &cap).expect("setcap");
+        xattr::set(&ping, "user.origin", b"image").expect("user xattr");
+        let shift = crate::drivers::IdShift {
+            base: 1_000_000,
+            size: 65536,
+        };
+        let mut b = tar::Builder::new(Vec::new());
+        append_tree(&mut b, &src, Path::new("rootfs"), Some(shift)).expect("append");
+        let bytes = b.into_inner().expect("tar");
+        let dst = t.path().join("dst");
+        std::fs::create_dir(&dst).expect("mkdir");
+        extract(&bytes[..], &dst, None).expect("extract");
+        let out = dst.join("rootfs/bin/ping");
+        assert_eq!(
+            xattr::get(&out, "user.origin").expect("get"),
+            Some(b"image".to_vec())
+        );
+        let got = xattr::get(&out, crate::xattrs::CAPABILITY)
+            .expect("get")
+            .expect("capability kept");
+        // The archive holds what the container sees: its root is 0, which the kernel stores
+        // as a plain (version 2) capability when host root writes it.
+        let mut v2 = 0x0200_0001u32.to_le_bytes().to_vec();
+        v2.extend_from_slice(&cap[4..20]);
+        assert_eq!(got, v2);
     }
 }
