@@ -11,6 +11,7 @@ PKGS=(
   squashfs-tools          # unsquashfs for split images with a squashfs rootfs; mksquashfs for tests
   xz-utils tar file       # the image builder
   gcc libc6-dev pkg-config
+  dnsmasq-base nftables iproute2  # the bridge network driver (DHCP/DNS, NAT rules) and its tests (ip netns)
   lxd-client              # the LXD 5.0 `lxc` client, driven against incusd in the compatibility tests
 )
 missing=()

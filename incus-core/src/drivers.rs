@@ -240,7 +240,25 @@ pub struct NetworkSpec {
     pub state_dir: PathBuf,
 }
 
-/// A network backend. No driver implements it yet (see the networking issue).
+/// An instance nic a network hands out addresses to: what DHCP and DNS need to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NicRegistration {
+    /// A key unique to the nic (`<project>_<instance>.<device>`), naming its DHCP host entry.
+    pub key: String,
+    /// The name the instance is known by in DNS.
+    pub hostname: String,
+    /// The nic's MAC address.
+    pub hwaddr: String,
+    /// A static IPv4 address (`ipv4.address` on the nic), if any.
+    pub ipv4: Option<String>,
+}
+
+/// A network backend (`bridge`, `macvlan`, ...), built from a [`NetworkSpec`].
+///
+/// The engine calls [`NetworkDriver::fill_defaults`] once when the network is created (so
+/// `auto` values become concrete and are stored), then [`NetworkDriver::create`] and
+/// [`NetworkDriver::start`]; both are idempotent and run again at every daemon start and
+/// after each config change.
 #[async_trait]
 pub trait NetworkDriver: Send + Sync {
     /// The capability record.
@@ -248,6 +266,14 @@ pub trait NetworkDriver: Send + Sync {
 
     /// Checks config keys and values; unknown keys are refused.
     fn validate_config(&self, config: &ConfigMap) -> Result<()>;
+
+    /// Replaces `auto` values and fills defaults in a new network's config.
+    async fn fill_defaults(&self, _config: &mut ConfigMap) -> Result<()> {
+        Ok(())
+    }
+
+    /// The host interface instances attach to (`parent` of their nics).
+    fn interface(&self) -> String;
 
     /// Creates the network's host objects (bridge, firewall rules). Idempotent.
     async fn create(&self) -> Result<()>;
@@ -260,6 +286,21 @@ pub trait NetworkDriver: Send + Sync {
 
     /// Removes every host object the network created.
     async fn delete(&self) -> Result<()>;
+
+    /// Tells DHCP and DNS about an instance nic (its name, MAC, static address).
+    async fn register_nic(&self, _nic: &NicRegistration) -> Result<()> {
+        Ok(())
+    }
+
+    /// Forgets a nic registered with [`NetworkDriver::register_nic`] (by its key).
+    async fn unregister_nic(&self, _key: &str) -> Result<()> {
+        Ok(())
+    }
+
+    /// The DHCP leases the network handed out.
+    fn leases(&self) -> Result<Vec<crate::api::NetworkLease>> {
+        Ok(Vec::new())
+    }
 }
 
 /// What an instance driver can do.

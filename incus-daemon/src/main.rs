@@ -79,11 +79,16 @@ fn cloexec_inherited_fds() {
 async fn run(dir: String, group: Option<String>) -> Result<(), Box<dyn std::error::Error>> {
     let mut drivers = DriverRegistry::new();
     incus_storage::register_all(&mut drivers);
+    incus_network::register_all(&mut drivers);
     let mut config = HostConfig::new(&dir, drivers);
     config.helper = Some(std::env::current_exe()?);
     config.helper_args = vec!["forklxc".into()];
     let host = Host::open(config).await?;
     let socket = std::path::Path::new(&dir).join("unix.socket");
+    // Managed networks come up before instances autostart on them.
+    for e in host.start_networks().await {
+        eprintln!("incusd: {e}");
+    }
     // Autostart in the background: the API is ready without waiting on instances.
     let auto = host.clone();
     tokio::spawn(async move {

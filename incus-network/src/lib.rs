@@ -1,11 +1,45 @@
 //! # incus-network
 //!
-//! Network drivers for incus-core: `bridge` (netlink, nftables, dnsmasq), `macvlan` and `ovn`
-//! will implement [`incus_core::drivers::NetworkDriver`] here. None is implemented yet (see
-//! the networking issue); [`register_all`] registers nothing so far, and instances run with
-//! loopback only.
+//! Network drivers for incus-core, behind [`incus_core::drivers::NetworkDriver`]:
+//!
+//! - `bridge` ([`bridge::Bridge`]): a Linux bridge created through netlink, its IPv4 and IPv6
+//!   addresses (`auto` picks unused private subnets), a dnsmasq per network for DHCP, router
+//!   advertisements and DNS (`<instance>.<dns.domain>`), and NAT plus filter rules in an
+//!   nftables table of its own (`inet incus_<network>`).
+//!
+//! `macvlan` and `ovn` networks are not implemented yet; instance nics of `nictype=macvlan`
+//! work without a managed network (see the instance driver).
+//!
+//! ```no_run
+//! # async fn demo() -> incus_core::Result<()> {
+//! use incus_core::drivers::{DriverRegistry, NetworkSpec};
+//! let mut registry = DriverRegistry::new();
+//! incus_network::register_all(&mut registry);
+//! let net = registry.network(
+//!     "bridge",
+//!     NetworkSpec {
+//!         name: "labbr0".into(),
+//!         config: [("ipv4.address".to_string(), "10.42.0.1/24".to_string())].into(),
+//!         state_dir: "/tmp/labbr0".into(),
+//!     },
+//! )?;
+//! net.create().await?;
+//! net.start().await?;
+//! net.delete().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod bridge;
+pub mod cidr;
+pub mod dnsmasq;
+pub mod firewall;
+pub mod netlink;
 
 use incus_core::drivers::DriverRegistry;
+use std::sync::Arc;
 
-/// Registers every network driver of this crate. There are none yet.
-pub fn register_all(_registry: &mut DriverRegistry) {}
+/// Registers every network driver of this crate (`bridge`).
+pub fn register_all(registry: &mut DriverRegistry) {
+    registry.add_network("bridge", |spec| Ok(Arc::new(bridge::Bridge::new(spec))));
+}

@@ -117,6 +117,59 @@ pub struct Network {
     pub project: String,
 }
 
+/// `POST /1.0/networks` (`NetworksPost`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NetworksPost {
+    /// Writable fields.
+    #[serde(flatten)]
+    pub put: NetworkPut,
+    /// Name.
+    pub name: String,
+    /// Driver (`bridge`, `macvlan`); empty means `bridge`.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// A DHCP lease of a managed network (`NetworkLease`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NetworkLease {
+    /// Host name.
+    pub hostname: String,
+    /// MAC address.
+    pub hwaddr: String,
+    /// IP address.
+    pub address: String,
+    /// `dynamic` or `static`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Cluster member.
+    pub location: String,
+    /// Project of the instance.
+    pub project: String,
+}
+
+/// The live state of a network's host interface (`NetworkState`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NetworkState {
+    /// Addresses.
+    #[serde(deserialize_with = "super::null_default")]
+    pub addresses: Vec<super::InstanceStateNetworkAddress>,
+    /// Counters.
+    pub counters: super::InstanceStateNetworkCounters,
+    /// MAC address.
+    pub hwaddr: String,
+    /// MTU.
+    pub mtu: i64,
+    /// `up` or `down`.
+    pub state: String,
+    /// Interface type (`broadcast`, `loopback`).
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
 /// A warning (`Warning`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

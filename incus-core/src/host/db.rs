@@ -33,6 +33,8 @@ pub enum Table {
     Volumes,
     /// Custom volume snapshots per project, keyed by `pool/volume/snapshot`.
     VolumeSnapshots,
+    /// Managed networks (project column unused).
+    Networks,
 }
 
 impl Table {
@@ -47,6 +49,7 @@ impl Table {
             Table::Snapshots => "snapshots",
             Table::Volumes => "volumes",
             Table::VolumeSnapshots => "volume_snapshots",
+            Table::Networks => "networks",
         }
     }
 }
@@ -65,6 +68,8 @@ const MIGRATIONS: &[&str] = &[
     // 2: custom storage volumes and their snapshots.
     "CREATE TABLE volumes (project TEXT NOT NULL, name TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (project, name));
      CREATE TABLE volume_snapshots (project TEXT NOT NULL, name TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (project, name));",
+    // 3: managed networks.
+    "CREATE TABLE networks (project TEXT NOT NULL, name TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (project, name));",
 ];
 
 /// The database handle.

@@ -1,9 +1,9 @@
 //! Read-only host facts for the API: network interfaces (listed as unmanaged networks, as
-//! Incus lists them until the network drivers manage some) and a small resource inventory.
+//! Incus lists them) and a small resource inventory.
 
 use super::Host;
 use crate::api;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use std::path::Path;
 
 /// The type Incus shows for an unmanaged interface under `root` (`/sys/class/net/<name>`).
@@ -43,19 +43,6 @@ pub fn interfaces_in(sys_class_net: &Path) -> Vec<api::Network> {
 }
 
 impl Host {
-    /// Networks: the host's interfaces, unmanaged (no network driver manages any yet).
-    pub fn list_networks(&self) -> Result<Vec<api::Network>> {
-        Ok(interfaces_in(Path::new("/sys/class/net")))
-    }
-
-    /// One network by name.
-    pub fn get_network(&self, name: &str) -> Result<api::Network> {
-        self.list_networks()?
-            .into_iter()
-            .find(|n| n.name == name)
-            .ok_or_else(|| Error::not_found(format!("Network {name:?} not found")))
-    }
-
     /// The host inventory: CPU topology, memory, block devices and network cards.
     pub fn resources(&self) -> Result<api::Resources> {
         Ok(super::resources::host_resources())

@@ -766,11 +766,24 @@ impl Host {
     }
 
     async fn start_locked(&self, project: &str, name: &str) -> Result<()> {
-        let (inst, spec) = self.instance_spec(project, name)?;
+        let (mut inst, mut spec) = self.instance_spec(project, name)?;
         match self.inner.lxc.power_state(&spec).await? {
             PowerState::Stopped => {}
             _ => return Err(Error::busy("The instance is already running")),
         }
+        // Nics without a MAC get one, kept in volatile.<nic>.hwaddr across restarts.
+        let missing = super::networks::missing_hwaddrs(&inst);
+        if !missing.is_empty() {
+            let mut rec: api::Instance = self.instance_row(project, name)?;
+            for key in missing {
+                rec.put.config.insert(key, super::networks::random_hwaddr());
+            }
+            self.inner
+                .db
+                .update(Table::Instances, project, name, &rec)?;
+            (inst, spec) = self.instance_spec(project, name)?;
+        }
+        self.prepare_nics(&inst, &mut spec.devices).await?;
         self.inner.lxc.start(&spec).await?;
         let mut rec: api::Instance = self.instance_row(project, name)?;
         rec.last_used_at = chrono::Utc::now();
@@ -939,6 +952,7 @@ impl Host {
             .db
             .delete_prefix(Table::Snapshots, project, &format!("{name}/"))?;
         self.inner.db.delete(Table::Instances, project, name)?;
+        self.release_nics(&inst).await;
         let _ = std::fs::remove_dir_all(&spec.log_dir);
         let _ = std::fs::remove_dir_all(self.backups_dir(project, name));
         self.inner.events.lifecycle(

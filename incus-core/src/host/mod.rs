@@ -21,6 +21,7 @@ mod instance_move;
 mod instances;
 pub mod lxc;
 mod metadata;
+mod networks;
 pub mod ops;
 mod resources;
 mod sftp;
@@ -85,7 +86,7 @@ pub(crate) struct Inner {
     _lock: nix::fcntl::Flock<std::fs::File>,
     pub(crate) dir: PathBuf,
     pub(crate) db: Db,
-    registry: DriverRegistry,
+    pub(crate) registry: DriverRegistry,
     pools: Mutex<HashMap<String, Arc<dyn StorageDriver>>>,
     pub(crate) lxc: lxc::LxcDriver,
     pub(crate) ops: ops::Operations,

@@ -7,6 +7,7 @@ mod images;
 pub(crate) mod instances;
 mod metadata;
 mod misc;
+mod networks;
 mod operations;
 mod server;
 mod volumes;
@@ -254,8 +255,17 @@ pub(crate) fn router() -> Router<Arc<Daemon>> {
         )
         .route("/1.0/images/{fp}/export", get(images::export))
         .route("/1.0/resources", get(server::resources))
-        .route("/1.0/networks", get(server::networks))
-        .route("/1.0/networks/{name}", get(server::network))
+        .route("/1.0/networks", get(networks::list).post(networks::create))
+        .route(
+            "/1.0/networks/{name}",
+            get(networks::get)
+                .put(networks::put)
+                .patch(networks::patch)
+                .post(networks::rename)
+                .delete(networks::delete),
+        )
+        .route("/1.0/networks/{name}/state", get(networks::state))
+        .route("/1.0/networks/{name}/leases", get(networks::leases))
         .route("/1.0/warnings", get(server::warnings))
         .route(
             "/1.0/profiles",

@@ -54,6 +54,10 @@ pub const EXTENSIONS: &[&str] = &[
     "snapshot_expiry_creation",
     "volume_snapshot_scheduling",
     "instance_pool_move",
+    "network_state",
+    "network_leases",
+    "network_dhcp_expiry",
+    "network_state_bond_bridge",
 ];
 
 pub(crate) async fn root() -> ApiResult {
@@ -125,18 +129,6 @@ pub(crate) async fn patch(st: St, body: Bytes) -> ApiResult {
 
 pub(crate) async fn resources(st: St) -> ApiResult {
     sync(&st.host.resources()?)
-}
-
-pub(crate) async fn networks(st: St, q: Q) -> ApiResult {
-    let nets = st.host.list_networks()?;
-    super::names_or_objects(&q, nets, |n| format!("/1.0/networks/{}", n.name))
-}
-
-pub(crate) async fn network(
-    st: St,
-    axum::extract::Path(name): axum::extract::Path<String>,
-) -> ApiResult {
-    sync(&st.host.get_network(&name)?)
 }
 
 /// `GET /1.0/warnings`: this engine records no warnings yet, so the list is empty.

@@ -60,7 +60,13 @@ pub fn render(
     line("lxc.mount.auto", "proc:mixed sys:mixed cgroup:mixed");
     line("lxc.apparmor.profile", "unconfined");
     line("lxc.seccomp.profile", &seccomp_file.display().to_string());
-    line("lxc.net.0.type", "empty");
+    let nics = render_nics(spec)?;
+    if nics.is_empty() {
+        line("lxc.net.0.type", "empty");
+    }
+    for (k, v) in &nics {
+        line(k, v);
+    }
     line(
         "lxc.console.logfile",
         &spec.log_dir.join("console.log").display().to_string(),
@@ -219,6 +225,63 @@ pub fn render(
         if !raw.ends_with('\n') {
             out.push('\n');
         }
+    }
+    Ok(out)
+}
+
+/// The `lxc.net.N.*` lines of the instance's nics, in device name order. Nics must be
+/// resolved first (the engine turns `network=` into `parent` and fills `hwaddr` and `name`):
+/// `bridged` nics are veth pairs on their parent bridge, `macvlan` nics macvlan interfaces
+/// on their parent, `p2p` nics veth pairs left unattached on the host.
+pub fn render_nics(spec: &InstanceSpec) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut n = 0;
+    for (name, dev) in &spec.devices {
+        if dev.get("type").map(String::as_str) != Some("nic") {
+            continue;
+        }
+        let get = |k: &str| dev.get(k).map(String::as_str).filter(|v| !v.is_empty());
+        let nictype = get("nictype").unwrap_or("");
+        let mut add = |k: &str, v: &str| out.push((format!("lxc.net.{n}.{k}"), v.to_string()));
+        match nictype {
+            "bridged" | "macvlan" => {
+                let parent = get("parent").ok_or_else(|| {
+                    Error::invalid(format!("Device {name:?}: a {nictype} nic needs a parent"))
+                })?;
+                if nictype == "bridged" {
+                    add("type", "veth");
+                    if let Some(h) = get("host_name") {
+                        add("veth.pair", h);
+                    }
+                } else {
+                    add("type", "macvlan");
+                    add("macvlan.mode", "bridge");
+                }
+                add("link", parent);
+            }
+            "p2p" => {
+                add("type", "veth");
+                if let Some(h) = get("host_name") {
+                    add("veth.pair", h);
+                }
+            }
+            other => {
+                return Err(Error::invalid(format!(
+                    "Device {name:?}: nictype {other:?} is not supported"
+                )));
+            }
+        }
+        add("name", get("name").unwrap_or(name));
+        if let Some(mac) = get("hwaddr") {
+            add("hwaddr", mac);
+        }
+        if let Some(mtu) = get("mtu") {
+            mtu.parse::<u32>()
+                .map_err(|_| Error::invalid(format!("Device {name:?}: bad mtu {mtu:?}")))?;
+            add("mtu", mtu);
+        }
+        add("flags", "up");
+        n += 1;
     }
     Ok(out)
 }

@@ -1,0 +1,410 @@
+//! Managed bridge networks, driven with the unmodified `incus` 6.0.4 client against our
+//! `incusd` running inside a network namespace this test creates (`ip netns exec`), so the
+//! bridge, its nftables table and its dnsmasq exist only there: nothing reaches the host's
+//! interfaces or ruleset, and the namespace has no route out. Runs with
+//! `INCUS_TEST_PRIVILEGED=1` (as root).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+struct Daemon {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    conf: tempfile::TempDir,
+    ns: String,
+}
+
+fn sh(cmd: &str, args: &[&str]) -> Output {
+    Command::new(cmd).args(args).output().expect("run command")
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Containers it left running, then the dnsmasq of every network it made.
+        if let Ok(entries) = std::fs::read_dir(self.dir.path().join("logs")) {
+            for e in entries.flatten() {
+                let d = e.path();
+                if d.join("init.pid").exists() {
+                    // liblxc's command socket is abstract: reachable from its namespace only.
+                    let _ = Command::new("ip")
+                        .args(["netns", "exec", &self.ns])
+                        .arg(env!("CARGO_BIN_EXE_incusd"))
+                        .arg("forklxc")
+                        .arg("stop")
+                        .arg(self.dir.path().join("containers"))
+                        .arg(e.file_name())
+                        .arg(d.join("lxc.conf"))
+                        .arg(d.join("lxc.log"))
+                        .status();
+                }
+            }
+        }
+        if let Ok(entries) = std::fs::read_dir(self.dir.path().join("networks")) {
+            for e in entries.flatten() {
+                if let Some(pid) = incus_network::dnsmasq::running(&e.path()) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+        }
+        let _ = sh("ip", &["netns", "del", &self.ns]);
+    }
+}
+
+impl Daemon {
+    fn start(test: &str) -> Daemon {
+        let ns = format!("inct{}{test}", std::process::id());
+        let _ = sh("ip", &["netns", "del", &ns]);
+        assert!(
+            sh("ip", &["netns", "add", &ns]).status.success(),
+            "ip netns add"
+        );
+        assert!(
+            sh("ip", &["-n", &ns, "link", "set", "lo", "up"])
+                .status
+                .success()
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("incusd-test-")
+            .tempdir()
+            .expect("tempdir");
+        let conf = tempfile::tempdir().expect("tempdir");
+        let mut d = Daemon {
+            child: None,
+            dir,
+            conf,
+            ns,
+        };
+        d.spawn();
+        d
+    }
+
+    fn spawn(&mut self) {
+        let _ = std::fs::remove_file(self.dir.path().join("unix.socket"));
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .arg(env!("CARGO_BIN_EXE_incusd"))
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start incusd");
+        self.child = Some(child);
+        for _ in 0..400 {
+            if self.dir.path().join("unix.socket").exists() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("incusd did not create its socket");
+    }
+
+    fn restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let _ = c.wait();
+        }
+        self.spawn();
+    }
+
+    fn incus(&self, args: &[&str]) -> Output {
+        Command::new("incus")
+            .args(args)
+            .env("INCUS_DIR", self.dir.path())
+            .env("INCUS_CONF", self.conf.path())
+            .env("HOME", self.conf.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run the incus client")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.incus(args);
+        assert!(
+            out.status.success(),
+            "incus {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.incus(args);
+        assert!(
+            !out.status.success(),
+            "incus {args:?} unexpectedly succeeded"
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// Runs a command inside the test's network namespace.
+    fn in_ns(&self, args: &[&str]) -> String {
+        let mut full = vec!["netns", "exec", &self.ns];
+        full.extend_from_slice(args);
+        let out = sh("ip", &full);
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    }
+
+    /// Polls `f` for up to `secs` seconds.
+    fn wait_for(&self, secs: u64, what: &str, f: impl Fn() -> bool) {
+        for _ in 0..secs * 10 {
+            if f() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("timed out waiting for {what}");
+    }
+}
+
+fn image_dir(test: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("incusd-test-images-{}-{test}", std::process::id()));
+    incus_tests::build_busybox_images(&dir);
+    dir
+}
+
+const DHCP_SCRIPT: &str = "#!/bin/sh\ncase \"$1\" in\n  bound|renew)\n    ip addr flush dev \"$interface\" scope global\n    ip addr add \"$ip/$mask\" dev \"$interface\"\n    [ -n \"$router\" ] && ip route replace default via \"${router%% *}\" dev \"$interface\"\n    echo \"$ip $router $dns $domain\" > /tmp/lease ;;\nesac\n";
+
+#[test]
+fn bridge_network_with_dhcp_dns_nat_and_cleanup() {
+    if std::env::var("INCUS_TEST_PRIVILEGED").as_deref() != Ok("1") {
+        eprintln!("SKIPPED bridge_network: set INCUS_TEST_PRIVILEGED=1 (as root)");
+        return;
+    }
+    for tool in ["incus", "dnsmasq", "nft", "ip"] {
+        assert!(
+            Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .output()
+                .is_ok_and(|o| o.status.success()),
+            "{tool} is missing: run tests/install-deps.sh"
+        );
+    }
+    let images = image_dir("net");
+    let mut d = Daemon::start("br");
+    d.ok(&[
+        "image",
+        "import",
+        images.join("busybox.tar.xz").to_str().expect("path"),
+        "--alias",
+        "busybox",
+    ]);
+
+    // Bad input is refused and leaves nothing behind.
+    for bad in [
+        vec!["network", "create", "tbad", "ipv4.address=10.201.7.0/24"],
+        vec!["network", "create", "tbad", "ipv4.address=10.201.7.1"],
+        vec!["network", "create", "tbad", "bogus.key=1"],
+        vec!["network", "create", "tbad", "ipv4.nat=perhaps"],
+        vec!["network", "create", "a-name-too-long-for-linux"],
+    ] {
+        d.fails(&bad);
+    }
+    assert!(!d.ok(&["network", "list", "-f", "csv"]).contains("tbad"));
+    assert!(!d.in_ns(&["ip", "link"]).contains("tbad"));
+
+    // A bridge with explicit addresses.
+    d.ok(&[
+        "network",
+        "create",
+        "tnet",
+        "ipv4.address=10.201.7.1/24",
+        "ipv4.nat=true",
+        "ipv6.address=fd42:7:7:7::1/64",
+        "dns.domain=lab.test",
+    ]);
+    // An overlapping subnet is refused.
+    let err = d.fails(&["network", "create", "tover", "ipv4.address=10.201.7.9/16"]);
+    assert!(err.to_lowercase().contains("overlap"), "{err}");
+    // `auto` addresses are picked, stored and NAT turned on, as Incus does.
+    d.ok(&["network", "create", "tauto"]);
+    let auto = d.ok(&["network", "get", "tauto", "ipv4.address"]);
+    assert!(
+        auto.trim().starts_with("10.") && auto.trim().ends_with(".1/24"),
+        "{auto}"
+    );
+    assert!(
+        d.ok(&["network", "get", "tauto", "ipv6.address"])
+            .starts_with("fd42:")
+    );
+    assert_eq!(
+        d.ok(&["network", "get", "tauto", "ipv4.nat"]).trim(),
+        "true"
+    );
+    d.ok(&["network", "delete", "tauto"]);
+
+    let addrs = d.in_ns(&["ip", "-br", "addr", "show", "tnet"]);
+    assert!(
+        addrs.contains("10.201.7.1/24") && addrs.contains("fd42:7:7:7::1/64"),
+        "{addrs}"
+    );
+    let table = d.in_ns(&["nft", "list", "table", "inet", "incus_tnet"]);
+    assert!(table.contains("masquerade"), "{table}");
+    // Nothing of it in the host's own namespace.
+    assert!(
+        !String::from_utf8_lossy(&sh("nft", &["list", "tables"]).stdout).contains("incus_tnet")
+    );
+    assert!(!Path::new("/sys/class/net/tnet").exists());
+    let list = d.ok(&["network", "list", "-f", "csv"]);
+    assert!(list.contains("tnet,bridge,YES"), "{list}");
+
+    // Two containers: c1 by DHCP, c2 with a static address.
+    d.ok(&["init", "busybox", "c1"]);
+    d.ok(&[
+        "config",
+        "device",
+        "add",
+        "c1",
+        "eth0",
+        "nic",
+        "network=tnet",
+    ]);
+    d.ok(&["init", "busybox", "c2"]);
+    d.ok(&[
+        "config",
+        "device",
+        "add",
+        "c2",
+        "eth0",
+        "nic",
+        "network=tnet",
+        "ipv4.address=10.201.7.50",
+    ]);
+    d.ok(&["start", "c1", "c2"]);
+    let mac = d.ok(&["config", "get", "c1", "volatile.eth0.hwaddr"]);
+    assert!(mac.starts_with("00:16:3e:"), "{mac}");
+    let script = d.dir.path().join("dhcp.sh");
+    std::fs::write(&script, DHCP_SCRIPT).expect("write");
+    for c in ["c1", "c2"] {
+        d.ok(&[
+            "file",
+            "push",
+            "--mode=0755",
+            script.to_str().expect("path"),
+            &format!("{c}/tmp/dhcp.sh"),
+        ]);
+        d.ok(&[
+            "exec",
+            c,
+            "--",
+            "udhcpc",
+            "-i",
+            "eth0",
+            "-n",
+            "-q",
+            "-t",
+            "10",
+            "-s",
+            "/tmp/dhcp.sh",
+        ]);
+    }
+    let lease1 = d.ok(&["exec", "c1", "--", "cat", "/tmp/lease"]);
+    assert!(
+        lease1.starts_with("10.201.7.") && lease1.contains("10.201.7.1"),
+        "{lease1}"
+    );
+    let lease2 = d.ok(&["exec", "c2", "--", "cat", "/tmp/lease"]);
+    assert!(lease2.starts_with("10.201.7.50 "), "{lease2}");
+    assert!(lease2.contains("lab.test"), "{lease2}");
+    // The bridge answers, and the other container resolves by name.
+    d.ok(&[
+        "exec",
+        "c1",
+        "--",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "3",
+        "10.201.7.1",
+    ]);
+    d.ok(&[
+        "exec",
+        "c1",
+        "--",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "3",
+        "10.201.7.50",
+    ]);
+    let lookup = d.ok(&["exec", "c1", "--", "nslookup", "c2.lab.test", "10.201.7.1"]);
+    assert!(lookup.contains("10.201.7.50"), "{lookup}");
+    // IPv6 by router advertisement (SLAAC), seen from inside the container.
+    d.wait_for(20, "an IPv6 address on c1", || {
+        d.ok(&["list", "c1", "-f", "csv", "-c", "6"])
+            .contains("fd42:7:7:7:")
+    });
+    let ipv4 = d.ok(&["list", "c1", "-f", "csv", "-c", "4"]);
+    assert!(
+        ipv4.contains("10.201.7.") && ipv4.contains("(eth0)"),
+        "{ipv4}"
+    );
+
+    let leases = d.ok(&["network", "list-leases", "tnet", "-f", "csv"]);
+    assert!(leases.contains("c1,") && leases.contains("c2,"), "{leases}");
+    assert!(
+        leases.contains("10.201.7.50,STATIC") || leases.contains("10.201.7.50"),
+        "{leases}"
+    );
+    let info = d.ok(&["network", "info", "tnet"]);
+    assert!(info.contains("10.201.7.1/24"), "{info}");
+    let shown = d.ok(&["network", "show", "tnet"]);
+    assert!(
+        shown.contains("/1.0/instances/c1") && shown.contains("/1.0/instances/c2"),
+        "{shown}"
+    );
+    let err = d.fails(&["network", "delete", "tnet"]);
+    assert!(err.contains("in use"), "{err}");
+
+    // Live config change: NAT off.
+    d.ok(&["network", "set", "tnet", "ipv4.nat", "false"]);
+    let table = d.in_ns(&["nft", "list", "table", "inet", "incus_tnet"]);
+    assert!(!table.contains("ip saddr 10.201.7.0/24"), "{table}");
+    d.ok(&[
+        "exec",
+        "c1",
+        "--",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "3",
+        "10.201.7.1",
+    ]);
+
+    // The network comes back after a daemon restart, with the same MAC on the nic.
+    d.ok(&["stop", "c1", "c2", "--force"]);
+    d.restart();
+    assert!(
+        d.in_ns(&["ip", "-br", "addr", "show", "tnet"])
+            .contains("10.201.7.1/24")
+    );
+    d.ok(&["start", "c1"]);
+    assert_eq!(d.ok(&["config", "get", "c1", "volatile.eth0.hwaddr"]), mac);
+    d.ok(&["stop", "c1", "--force"]);
+
+    // Delete: no interface, table or dnsmasq left.
+    d.ok(&["delete", "c1", "c2"]);
+    let state_dir = d.dir.path().join("networks/tnet");
+    let dnsmasq = incus_network::dnsmasq::running(&state_dir).expect("dnsmasq runs");
+    d.ok(&["network", "delete", "tnet"]);
+    assert!(!d.in_ns(&["ip", "link"]).contains("tnet"));
+    assert!(!d.in_ns(&["nft", "list", "tables"]).contains("incus_tnet"));
+    // Gone, or a zombie waiting for init to reap it (an empty command line).
+    d.wait_for(5, "dnsmasq to exit", || {
+        std::fs::read(format!("/proc/{dnsmasq}/cmdline")).map_or(true, |c| c.is_empty())
+    });
+    assert!(!state_dir.exists());
+    let _ = std::fs::remove_dir_all(&images);
+}
