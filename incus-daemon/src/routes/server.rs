@@ -56,8 +56,6 @@ pub const EXTENSIONS: &[&str] = &[
     "instance_pool_move",
     "network_state",
     "network_leases",
-    "network_dhcp_expiry",
-    "network_state_bond_bridge",
 ];
 
 pub(crate) async fn root() -> ApiResult {
