@@ -3,6 +3,8 @@
 //! state directory. Runs with `INCUS_TEST_PRIVILEGED=1` (as root); a missing client is then a
 //! failure, not a skip.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -14,26 +16,10 @@ struct Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        // Stop the daemon (ours, by pid), then force-stop every container it left running
-        // (also when the test panicked) through its helper subcommand.
+        // Stop the daemon (ours, by pid), then force-stop every container it left running.
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let Ok(entries) = std::fs::read_dir(self.dir.path().join("logs")) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let d = e.path();
-            if d.join("init.pid").exists() {
-                let _ = Command::new(env!("CARGO_BIN_EXE_incusd"))
-                    .arg("forklxc")
-                    .arg("stop")
-                    .arg(self.dir.path().join("containers"))
-                    .arg(e.file_name())
-                    .arg(d.join("lxc.conf"))
-                    .arg(d.join("lxc.log"))
-                    .status();
-            }
-        }
+        common::stop_leftover_containers(self.dir.path(), &[]);
     }
 }
 
@@ -112,43 +98,17 @@ impl Daemon {
     }
 
     fn incus_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
-        use std::io::Write;
-        let mut c = Command::new("incus")
-            .args(args)
-            .env("INCUS_DIR", self.dir.path())
-            .env("INCUS_CONF", self.conf.path())
-            .env("HOME", self.conf.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run the incus client");
-        let mut input = c.stdin.take().expect("stdin");
-        input.write_all(stdin).expect("write stdin");
-        drop(input);
-        c.wait_with_output().expect("incus output")
+        common::incus(self.dir.path(), self.conf.path(), args, stdin)
     }
 
     /// Runs a command that must succeed and returns its stdout.
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.incus(args);
-        assert!(
-            out.status.success(),
-            "incus {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        common::succeeded(args, self.incus(args))
     }
 
     /// Runs a command that must fail and returns its stderr.
     fn fails(&self, args: &[&str]) -> String {
-        let out = self.incus(args);
-        assert!(
-            !out.status.success(),
-            "incus {args:?} unexpectedly succeeded"
-        );
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        common::failed(args, self.incus(args))
     }
 }
 

@@ -64,15 +64,11 @@ impl Bridge {
     }
 }
 
+/// 64 random bits: std's hasher keys are randomly seeded per `RandomState`.
 fn random_u64() -> u64 {
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.finish()
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
 }
 
 /// Picks a subnet of the family of `v6` that overlaps none of `taken`: `10.X.Y.1/24` or

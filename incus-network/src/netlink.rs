@@ -19,7 +19,10 @@ fn handle() -> Result<Handle> {
 
 /// The index of the interface `name`, if it exists.
 pub async fn link_index(name: &str) -> Result<Option<u32>> {
-    let h = handle()?;
+    index_of(&handle()?, name).await
+}
+
+async fn index_of(h: &Handle, name: &str) -> Result<Option<u32>> {
     let mut links = h.link().get().match_name(name.to_string()).execute();
     match links.try_next().await {
         Ok(Some(link)) => Ok(Some(link.header.index)),
@@ -34,7 +37,7 @@ pub async fn link_index(name: &str) -> Result<Option<u32>> {
 /// up. Returns its index.
 pub async fn ensure_bridge(name: &str, mtu: Option<u32>, hwaddr: Option<[u8; 6]>) -> Result<u32> {
     let h = handle()?;
-    let index = match link_index(name).await? {
+    let index = match index_of(&h, name).await? {
         Some(i) => i,
         None => {
             h.link()
@@ -42,7 +45,7 @@ pub async fn ensure_bridge(name: &str, mtu: Option<u32>, hwaddr: Option<[u8; 6]>
                 .execute()
                 .await
                 .map_err(|e| nl(&format!("creating bridge {name}"), e))?;
-            link_index(name)
+            index_of(&h, name)
                 .await?
                 .ok_or_else(|| Error::internal(format!("bridge {name} vanished")))?
         }
@@ -133,9 +136,9 @@ pub async fn all_addresses() -> Result<Vec<(u32, IpAddr, u8)>> {
 
 /// Deletes the interface `name` if it exists.
 pub async fn delete_link(name: &str) -> Result<()> {
-    if let Some(index) = link_index(name).await? {
-        handle()?
-            .link()
+    let h = handle()?;
+    if let Some(index) = index_of(&h, name).await? {
+        h.link()
             .del(index)
             .execute()
             .await
