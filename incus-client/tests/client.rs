@@ -429,12 +429,21 @@ async fn typed_methods_against_incusd() {
         .expect("console ends with its input")
         .expect("join")
         .expect("console");
-    assert!(
-        c.console_log("c1")
+    // liblxc's monitor writes the console log file on its own schedule, possibly after it
+    // forwarded the same bytes to the attached client: poll for a moment.
+    let mut logged = false;
+    for _ in 0..50 {
+        if c.console_log("c1")
             .await
             .expect("log")
             .contains("client-console-mark")
-    );
+        {
+            logged = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(logged, "the console mark never reached the console log");
     c.clear_console_log("c1").await.expect("clear");
     assert_eq!(c.console_log("c1").await.expect("log"), "");
 
