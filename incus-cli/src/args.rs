@@ -1145,9 +1145,89 @@ pub enum NetworkCmd {
     },
     /// Show network configurations.
     Show {
+        /// Network (`[<remote>:]<network>`).
+        name: String,
+    },
+    /// Create new networks (`key=value` settings; YAML on stdin when it is not a terminal).
+    Create {
+        /// Network (`[<remote>:]<network>`).
+        name: String,
+        /// `key=value` configuration.
+        config: Vec<String>,
+        /// Network type (`bridge`, `macvlan`); the server's default is `bridge`.
+        #[arg(short = 't', long = "type", default_value = "")]
+        kind: String,
+    },
+    /// Delete networks.
+    #[command(alias = "rm")]
+    Delete {
         /// Network.
         name: String,
     },
+    /// Rename networks.
+    #[command(alias = "mv")]
+    Rename {
+        /// Network.
+        name: String,
+        /// New name.
+        new_name: String,
+    },
+    /// Get runtime information on networks.
+    Info {
+        /// Network.
+        name: String,
+    },
+    /// List DHCP leases.
+    ListLeases {
+        /// Network.
+        name: String,
+        /// Format.
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Attach network interfaces to instances.
+    Attach {
+        /// Network.
+        network: String,
+        /// Instance.
+        instance: String,
+        /// Device name (default: the network's name).
+        device: Option<String>,
+        /// Interface name inside the instance.
+        interface: Option<String>,
+    },
+    /// Attach network interfaces to profiles.
+    AttachProfile {
+        /// Network.
+        network: String,
+        /// Profile.
+        profile: String,
+        /// Device name (default: the network's name).
+        device: Option<String>,
+        /// Interface name inside the instance.
+        interface: Option<String>,
+    },
+    /// Detach network interfaces from instances.
+    Detach {
+        /// Network.
+        network: String,
+        /// Instance.
+        instance: String,
+        /// Device name (default: the one nic on this network).
+        device: Option<String>,
+    },
+    /// Detach network interfaces from profiles.
+    DetachProfile {
+        /// Network.
+        network: String,
+        /// Profile.
+        profile: String,
+        /// Device name (default: the one nic on this network).
+        device: Option<String>,
+    },
+    /// Get, set, unset and edit configuration keys.
+    #[command(flatten)]
+    Keys(KeyCmd),
 }
 
 /// `incus operation`.

@@ -380,6 +380,55 @@ impl Client {
         Ok(self.get_named("/1.0/networks", name).await?.0)
     }
 
+    /// One network and its ETag.
+    pub async fn network_with_etag(&self, name: &str) -> Result<(api::Network, String)> {
+        self.get_named("/1.0/networks", name).await
+    }
+
+    /// Creates a managed network (`kind` empty means `bridge`).
+    pub async fn create_network(&self, req: &api::NetworksPost) -> Result<()> {
+        self.send("POST", "/1.0/networks", req, None).await?;
+        Ok(())
+    }
+
+    /// Replaces a managed network's writable fields, applied live (`If-Match` when `etag` is
+    /// given).
+    pub async fn update_network(
+        &self,
+        name: &str,
+        put: &api::NetworkPut,
+        etag: Option<&str>,
+    ) -> Result<()> {
+        self.send_named("PUT", "/1.0/networks", name, put, etag)
+            .await
+    }
+
+    /// Renames an unused managed network.
+    pub async fn rename_network(&self, name: &str, new_name: &str) -> Result<()> {
+        let body = api::ProfilePost {
+            name: new_name.into(),
+        };
+        self.send_named("POST", "/1.0/networks", name, &body, None)
+            .await
+    }
+
+    /// Deletes an unused managed network (its interface, firewall table and dnsmasq go too).
+    pub async fn delete_network(&self, name: &str) -> Result<()> {
+        self.delete_named("/1.0/networks", name).await
+    }
+
+    /// The live state of a network's host interface.
+    pub async fn network_state(&self, name: &str) -> Result<api::NetworkState> {
+        self.get(&format!("/1.0/networks/{}/state", escape(name)))
+            .await
+    }
+
+    /// The DHCP leases (and static assignments) of a managed network.
+    pub async fn network_leases(&self, name: &str) -> Result<Vec<api::NetworkLease>> {
+        self.get(&format!("/1.0/networks/{}/leases", escape(name)))
+            .await
+    }
+
     /// The server's warnings.
     pub async fn warnings(&self) -> Result<Vec<api::Warning>> {
         self.list_all("/1.0/warnings").await

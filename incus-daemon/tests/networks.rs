@@ -107,8 +107,54 @@ impl Daemon {
         common::succeeded(args, self.incus(args))
     }
 
+    /// Runs our own CLI (not the real client) with `stdin`.
+    fn ours(&self, args: &[&str], stdin: &[u8]) -> Output {
+        common::run_client(
+            &common::our_cli(),
+            self.dir.path(),
+            self.conf.path(),
+            args,
+            stdin,
+        )
+    }
+
+    fn ours_ok(&self, args: &[&str]) -> String {
+        common::succeeded(args, self.ours(args, b""))
+    }
+
     fn fails(&self, args: &[&str]) -> String {
         common::failed(args, self.incus(args))
+    }
+
+    /// Gets a DHCP lease on `nic` of `container` with busybox's udhcpc (through our CLI when
+    /// `ours`, else the real client); the lease lands in the container's `/tmp/lease`.
+    fn dhcp(&self, container: &str, nic: &str, ours: bool) {
+        let run = |args: &[&str]| {
+            if ours {
+                self.ours_ok(args)
+            } else {
+                self.ok(args)
+            }
+        };
+        let script = self.dir.path().join("dhcp.sh");
+        std::fs::write(&script, DHCP_SCRIPT).expect("write");
+        let target = format!("{container}/tmp/dhcp.sh");
+        let path = script.to_str().expect("path");
+        run(&["file", "push", "--mode=0755", path, &target]);
+        run(&[
+            "exec",
+            container,
+            "--",
+            "udhcpc",
+            "-i",
+            nic,
+            "-n",
+            "-q",
+            "-t",
+            "10",
+            "-s",
+            "/tmp/dhcp.sh",
+        ]);
     }
 
     /// Runs a command inside the test's network namespace.
@@ -253,30 +299,8 @@ fn bridge_network_with_dhcp_dns_nat_and_cleanup() {
     d.ok(&["start", "c1", "c2"]);
     let mac = d.ok(&["config", "get", "c1", "volatile.eth0.hwaddr"]);
     assert!(mac.starts_with("00:16:3e:"), "{mac}");
-    let script = d.dir.path().join("dhcp.sh");
-    std::fs::write(&script, DHCP_SCRIPT).expect("write");
     for c in ["c1", "c2"] {
-        d.ok(&[
-            "file",
-            "push",
-            "--mode=0755",
-            script.to_str().expect("path"),
-            &format!("{c}/tmp/dhcp.sh"),
-        ]);
-        d.ok(&[
-            "exec",
-            c,
-            "--",
-            "udhcpc",
-            "-i",
-            "eth0",
-            "-n",
-            "-q",
-            "-t",
-            "10",
-            "-s",
-            "/tmp/dhcp.sh",
-        ]);
+        d.dhcp(c, "eth0", false);
     }
     let lease1 = d.ok(&["exec", "c1", "--", "cat", "/tmp/lease"]);
     assert!(
@@ -344,5 +368,175 @@ fn bridge_network_with_dhcp_dns_nat_and_cleanup() {
         std::fs::read(format!("/proc/{dnsmasq}/cmdline")).map_or(true, |c| c.is_empty())
     });
     assert!(!state_dir.exists());
+    let _ = std::fs::remove_dir_all(&images);
+}
+
+/// Our own `incus network` commands against our daemon (the test above drives the same
+/// daemon features with the real client).
+#[test]
+fn our_cli_network_commands() {
+    if std::env::var("INCUS_TEST_PRIVILEGED").as_deref() != Ok("1") {
+        eprintln!("SKIPPED our_cli_network_commands: set INCUS_TEST_PRIVILEGED=1 (as root)");
+        return;
+    }
+    let images = image_dir("cli");
+    let d = Daemon::start("cli");
+    d.ours_ok(&[
+        "image",
+        "import",
+        images.join("busybox.tar.xz").to_str().expect("path"),
+        "--alias",
+        "busybox",
+    ]);
+
+    // create: key=value arguments, and YAML on stdin.
+    let out = d.ours_ok(&[
+        "network",
+        "create",
+        "tcli",
+        "--type",
+        "bridge",
+        "ipv4.address=10.202.8.1/24",
+        "ipv6.address=none",
+    ]);
+    assert_eq!(out, "Network tcli created\n");
+    let yaml =
+        b"description: from yaml\nconfig:\n  ipv4.address: 10.202.9.1/24\n  ipv6.address: none\n";
+    common::succeeded(
+        &["network", "create"],
+        d.ours(&["network", "create", "tyaml"], yaml),
+    );
+    let shown = d.ours_ok(&["network", "show", "tyaml"]);
+    assert!(
+        shown.contains("description: from yaml") && shown.contains("10.202.9.1/24"),
+        "{shown}"
+    );
+    let list = d.ours_ok(&["network", "list", "-f", "csv"]);
+    assert!(
+        list.contains("tcli,bridge,YES,10.202.8.1/24,none,,0,CREATED"),
+        "{list}"
+    );
+    assert!(list.contains("lo,loopback,NO,"), "{list}");
+
+    // get, set (both forms), unset, edit.
+    assert_eq!(
+        d.ours_ok(&["network", "get", "tcli", "ipv4.address"]),
+        "10.202.8.1/24\n"
+    );
+    d.ours_ok(&[
+        "network",
+        "set",
+        "tcli",
+        "ipv4.nat=true",
+        "dns.domain=cli.test",
+    ]);
+    d.ours_ok(&["network", "set", "tcli", "bridge.mtu", "1400"]);
+    assert_eq!(d.ours_ok(&["network", "get", "tcli", "ipv4.nat"]), "true\n");
+    assert!(
+        d.in_ns(&["ip", "link", "show", "tcli"])
+            .contains("mtu 1400")
+    );
+    d.ours_ok(&["network", "unset", "tcli", "ipv4.nat"]);
+    assert_eq!(d.ours_ok(&["network", "get", "tcli", "ipv4.nat"]), "\n");
+    let mut edited = d.ours_ok(&["network", "show", "tcli"]);
+    edited = edited.replace("description: \"\"", "description: edited");
+    common::succeeded(
+        &["network", "edit"],
+        d.ours(&["network", "edit", "tcli"], edited.as_bytes()),
+    );
+    assert!(
+        d.ours_ok(&["network", "show", "tcli"])
+            .contains("description: edited")
+    );
+    let err = common::failed(
+        &["set"],
+        d.ours(&["network", "set", "tcli", "bogus.key=1"], b""),
+    );
+    assert!(err.contains("bogus.key"), "{err}");
+    let err = common::failed(
+        &["set"],
+        d.ours(&["network", "set", "lo", "ipv4.nat=true"], b""),
+    );
+    assert!(
+        err.contains("Only managed networks can be modified"),
+        "{err}"
+    );
+
+    // info.
+    let info = d.ours_ok(&["network", "info", "tcli"]);
+    assert!(info.starts_with("Name: tcli\nMAC address: "), "{info}");
+    assert!(
+        info.contains("MTU: 1400\n") && info.contains("10.202.8.1/24 (global)"),
+        "{info}"
+    );
+    assert!(
+        info.contains("Network usage:\n  Bytes received: "),
+        "{info}"
+    );
+
+    // attach/detach on an instance and on a profile.
+    d.ours_ok(&["init", "busybox", "c1"]);
+    d.ours_ok(&["network", "attach", "tcli", "c1", "eth0"]);
+    let devs = d.ours_ok(&["config", "device", "show", "c1"]);
+    assert!(
+        devs.contains("network: tcli") && devs.contains("type: nic"),
+        "{devs}"
+    );
+    d.ours_ok(&[
+        "network",
+        "attach-profile",
+        "tyaml",
+        "default",
+        "eth7",
+        "eth7",
+    ]);
+    let prof = d.ours_ok(&["profile", "device", "show", "default"]);
+    assert!(
+        prof.contains("network: tyaml") && prof.contains("name: eth7"),
+        "{prof}"
+    );
+    d.ours_ok(&["network", "detach-profile", "tyaml", "default"]);
+    assert!(!d.ours_ok(&["profile", "show", "default"]).contains("tyaml"));
+    let err = common::failed(
+        &["detach"],
+        d.ours(&["network", "detach", "tyaml", "c1"], b""),
+    );
+    assert!(err.contains("No device found for this network"), "{err}");
+
+    // A lease, listed.
+    d.ours_ok(&["start", "c1"]);
+    d.dhcp("c1", "eth0", true);
+    let leases = d.ours_ok(&["network", "list-leases", "tcli", "-f", "csv"]);
+    let mac = d.ours_ok(&["config", "get", "c1", "volatile.eth0.hwaddr"]);
+    assert!(
+        leases.starts_with(&format!("c1,{},10.202.8.", mac.trim())) && leases.contains(",DYNAMIC"),
+        "{leases}"
+    );
+    let err = common::failed(
+        &["rename"],
+        d.ours(&["network", "rename", "tcli", "tren"], b""),
+    );
+    assert!(err.contains("in use"), "{err}");
+
+    // Detach (stopped), rename, delete.
+    d.ours_ok(&["stop", "c1", "--force"]);
+    d.ours_ok(&["network", "detach", "tcli", "c1"]);
+    assert!(
+        !d.ours_ok(&["config", "device", "show", "c1"])
+            .contains("tcli")
+    );
+    d.ours_ok(&["delete", "c1"]);
+    assert_eq!(
+        d.ours_ok(&["network", "rename", "tcli", "tren"]),
+        "Network tcli renamed to tren\n"
+    );
+    assert!(d.in_ns(&["ip", "link", "show", "tren"]).contains("tren"));
+    assert_eq!(
+        d.ours_ok(&["network", "delete", "tren"]),
+        "Network tren deleted\n"
+    );
+    d.ours_ok(&["network", "rm", "tyaml"]);
+    let list = d.ours_ok(&["network", "list", "-f", "csv"]);
+    assert!(!list.contains("tren") && !list.contains("tyaml"), "{list}");
     let _ = std::fs::remove_dir_all(&images);
 }

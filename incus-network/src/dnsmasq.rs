@@ -190,45 +190,74 @@ pub fn remove_host(dir: &Path, key: &str) -> Result<()> {
     }
 }
 
-/// The leases in dnsmasq's leases file text (`EXPIRY MAC IP NAME CLIENT-ID`; IPv6 lines after
-/// a `duid` line have the IAID in the MAC column and are skipped). Static entries (from the
-/// hosts directory) are marked `static`.
-pub fn parse_leases(text: &str, statics: &[(String, String)]) -> Vec<api::NetworkLease> {
-    let mut out = Vec::new();
+/// One entry of the hosts directory: a nic's MAC, its static IPv4 address if any, its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostEntry {
+    /// MAC address, lower case.
+    pub hwaddr: String,
+    /// Static IPv4 address (`ipv4.address` on the nic).
+    pub ipv4: Option<String>,
+    /// Instance name.
+    pub name: String,
+}
+
+/// The leases of dnsmasq's lease file `text`, as Incus lists them: a lease is `static` when
+/// it holds the static address of its nic, else `dynamic`; static addresses not leased yet
+/// are listed too.
+pub fn parse_leases(text: &str, hosts: &[HostEntry]) -> Vec<api::NetworkLease> {
+    let lease = |hostname: &str, hwaddr: &str, address: &str, kind: &str| api::NetworkLease {
+        hostname: hostname.into(),
+        hwaddr: hwaddr.into(),
+        address: address.into(),
+        kind: kind.into(),
+        location: "none".into(),
+        project: "default".into(),
+    };
+    let mut out: Vec<api::NetworkLease> = Vec::new();
     for line in text.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
         if f.len() < 4 || f[0] == "duid" || !f[1].contains(':') {
             continue;
         }
         let hwaddr = f[1].to_ascii_lowercase();
-        let is_static = statics.iter().any(|(mac, _)| *mac == hwaddr);
-        out.push(api::NetworkLease {
-            hostname: if f[3] == "*" {
-                String::new()
-            } else {
-                f[3].to_string()
-            },
-            hwaddr,
-            address: f[2].to_string(),
-            kind: if is_static { "static" } else { "dynamic" }.into(),
-            location: "none".into(),
-            project: "default".into(),
-        });
+        let is_static = hosts
+            .iter()
+            .any(|h| h.hwaddr == hwaddr && h.ipv4.as_deref() == Some(f[2]));
+        let hostname = if f[3] == "*" { "" } else { f[3] };
+        let kind = if is_static { "static" } else { "dynamic" };
+        out.push(lease(hostname, &hwaddr, f[2], kind));
+    }
+    for h in hosts {
+        if let Some(ip) = &h.ipv4
+            && !out.iter().any(|l| l.address == *ip)
+        {
+            out.push(lease(&h.name, &h.hwaddr, ip, "static"));
+        }
     }
     out
 }
 
-/// The (MAC, name) of every host entry in `dir`.
-pub fn host_entries(dir: &Path) -> Vec<(String, String)> {
+/// Every host entry in `dir`.
+pub fn host_entries(dir: &Path) -> Vec<HostEntry> {
     let Ok(entries) = std::fs::read_dir(hosts_dir(dir)) else {
         return Vec::new();
     };
     entries
         .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
         .filter_map(|e| std::fs::read_to_string(e.path()).ok())
         .filter_map(|t| {
             let f: Vec<&str> = t.trim().split(',').collect();
-            Some((f.first()?.to_ascii_lowercase(), f.last()?.to_string()))
+            let (hwaddr, ipv4, name) = match f.as_slice() {
+                [mac, ip, name] => (mac, Some(ip.to_string()), name),
+                [mac, name] => (mac, None, name),
+                _ => return None,
+            };
+            Some(HostEntry {
+                hwaddr: hwaddr.to_ascii_lowercase(),
+                ipv4,
+                name: name.to_string(),
+            })
         })
         .collect()
 }
@@ -258,11 +287,28 @@ mod tests {
                     1700000000 00:16:3e:11:22:33 10.9.0.58 * *\n\
                     duid 00:01:00:01\n\
                     1700000000 1234 fd42::5 c2 00:01\n";
-        let leases = parse_leases(text, &[("00:16:3e:aa:bb:cc".into(), "c1".into())]);
-        assert_eq!(leases.len(), 2);
+        let host = |mac: &str, ip: Option<&str>, name: &str| HostEntry {
+            hwaddr: mac.into(),
+            ipv4: ip.map(String::from),
+            name: name.into(),
+        };
+        let hosts = [
+            host("00:16:3e:aa:bb:cc", Some("10.9.0.57"), "c1"),
+            host("00:16:3e:11:22:33", None, "c3"),
+            host("00:16:3e:44:55:66", Some("10.9.0.80"), "c4"),
+        ];
+        let leases = parse_leases(text, &hosts);
+        assert_eq!(leases.len(), 3);
         assert_eq!(leases[0].hostname, "c1");
         assert_eq!(leases[0].kind, "static");
+        // A nic without a static address leases dynamically.
         assert_eq!(leases[1].hostname, "");
         assert_eq!(leases[1].kind, "dynamic");
+        // A static address not leased yet is listed, as Incus lists it.
+        assert_eq!(
+            (leases[2].hostname.as_str(), leases[2].address.as_str()),
+            ("c4", "10.9.0.80")
+        );
+        assert_eq!(leases[2].kind, "static");
     }
 }

@@ -61,6 +61,15 @@ impl Object {
         }
     }
 
+    /// A managed network (config and description).
+    pub fn network(client: Client, name: &str) -> Object {
+        Object {
+            client,
+            path: format!("/1.0/networks/{}", escape(name)),
+            fields: PROJECT_FIELDS,
+        }
+    }
+
     /// A custom storage volume.
     pub fn volume(client: Client, pool: &str, name: &str) -> Object {
         Object {

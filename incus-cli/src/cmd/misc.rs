@@ -1,9 +1,9 @@
-//! Server info, projects, storage, networks, operations, monitor, query, remotes, admin and
+//! Server info, projects, storage, operations, monitor, query, remotes, admin and
 //! version.
 
 use super::Ctx;
 use crate::CliError;
-use crate::args::{AdminCmd, NetworkCmd, OperationCmd, ProjectCmd, RemoteCmd, StorageCmd};
+use crate::args::{AdminCmd, OperationCmd, ProjectCmd, RemoteCmd, StorageCmd};
 use crate::cmd::config::{Object, key_cmd};
 use crate::conf::Remote;
 use crate::format::{render, to_yaml};
@@ -213,55 +213,6 @@ pub async fn storage(ctx: &Ctx, cmd: StorageCmd) -> Result<i32, CliError> {
             c.send_empty("DELETE", &format!("/1.0/storage-pools/{}", escape(&name)))
                 .await?;
             println!("Storage pool {name} deleted");
-        }
-    }
-    Ok(0)
-}
-
-pub async fn network(ctx: &Ctx, cmd: NetworkCmd) -> Result<i32, CliError> {
-    let c = ctx.client()?;
-    match cmd {
-        NetworkCmd::List { format } => {
-            let nets: Vec<api::Network> = c.get("/1.0/networks?recursion=1").await?;
-            let rows = nets
-                .iter()
-                .map(|n| {
-                    vec![
-                        n.name.clone(),
-                        n.kind.clone(),
-                        if n.managed { "YES" } else { "NO" }.to_string(),
-                        n.put
-                            .config
-                            .get("ipv4.address")
-                            .cloned()
-                            .unwrap_or_default(),
-                        n.put
-                            .config
-                            .get("ipv6.address")
-                            .cloned()
-                            .unwrap_or_default(),
-                        n.put.description.clone(),
-                        n.used_by.len().to_string(),
-                        n.status.to_uppercase(),
-                    ]
-                })
-                .collect();
-            let header = [
-                "NAME",
-                "TYPE",
-                "MANAGED",
-                "IPV4",
-                "IPV6",
-                "DESCRIPTION",
-                "USED BY",
-                "STATE",
-            ]
-            .map(String::from);
-            print!("{}", render(format, &header, rows, &nets)?);
-        }
-        NetworkCmd::Show { name } => {
-            let n: api::Network = c.get(&format!("/1.0/networks/{}", escape(&name))).await?;
-            print!("{}", to_yaml(&n)?);
         }
     }
     Ok(0)

@@ -7,6 +7,7 @@ mod file;
 mod image;
 mod instance;
 mod misc;
+mod network;
 mod volume;
 
 use crate::CliError;
@@ -253,7 +254,7 @@ pub async fn run(cli: Cli) -> Result<i32, CliError> {
         Cmd::Image { cmd } => image::run(&ctx, cmd).await,
         Cmd::Project { cmd } => misc::project(ctx, cmd).await,
         Cmd::Storage { cmd } => misc::storage(&ctx, cmd).await,
-        Cmd::Network { cmd } => misc::network(&ctx, cmd).await,
+        Cmd::Network { cmd } => network::run(&ctx, cmd).await,
         Cmd::Operation { cmd } => misc::operation(&ctx, cmd).await,
         Cmd::Monitor { kinds } => misc::monitor(&ctx, &kinds).await,
         Cmd::Query {

@@ -9,12 +9,30 @@ use std::process::{Command, Output, Stdio};
 /// Runs the `incus` client on the daemon of `dir`, with its own config in `conf`, feeding
 /// `stdin`.
 pub fn incus(dir: &Path, conf: &Path, args: &[&str], stdin: &[u8]) -> Output {
+    run_client(Path::new("incus"), dir, conf, args, stdin)
+}
+
+/// Our own command line (`incus` of the incus-cli crate, built next to `incusd`).
+pub fn our_cli() -> std::path::PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_incusd")).with_file_name("incus");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build -p incus-cli`",
+        path.display()
+    );
+    path
+}
+
+/// Runs the client `program` on the daemon of `dir`, with its own config in `conf`, feeding
+/// `stdin`.
+pub fn run_client(program: &Path, dir: &Path, conf: &Path, args: &[&str], stdin: &[u8]) -> Output {
     use std::io::Write;
-    let mut c = Command::new("incus")
+    let mut c = Command::new(program)
         .args(args)
         .env("INCUS_DIR", dir)
         .env("INCUS_CONF", conf)
         .env("HOME", conf)
+        .env_remove("INCUS_SOCKET")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
