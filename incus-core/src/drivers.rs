@@ -303,6 +303,38 @@ pub trait NetworkDriver: Send + Sync {
     }
 }
 
+/// One instance nic to hot-plug into a running instance: what its host side needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HotNic {
+    /// `bridged`, `macvlan` or `p2p`.
+    pub nictype: String,
+    /// The bridge (`bridged`) or parent interface (`macvlan`); empty for `p2p`.
+    pub parent: String,
+    /// The host end of a veth (`host_name`); a random `veth…` name when empty.
+    pub host_name: String,
+    /// The interface name inside the instance.
+    pub name: String,
+    /// The MAC address inside the instance.
+    pub hwaddr: String,
+    /// MTU, when set.
+    pub mtu: Option<u32>,
+}
+
+/// Creates and removes instance nics of running instances (hot-plug), in the network
+/// namespace of the instance's init. `incus-network` provides the netlink implementation;
+/// without one, nic changes wait for the next start.
+#[async_trait]
+pub trait NicPlumbing: Send + Sync {
+    /// Creates `nic` (veth pair or macvlan) and moves its instance end into the network
+    /// namespace of process `pid`, named `nic.name`. Like Incus, the interface arrives down:
+    /// the instance's own network configuration brings it up.
+    async fn plug(&self, pid: i32, nic: &HotNic) -> Result<()>;
+
+    /// Deletes interface `name` inside the network namespace of process `pid` (a veth's host
+    /// end goes with it). Nothing to do when it does not exist.
+    async fn unplug(&self, pid: i32, name: &str) -> Result<()>;
+}
+
 /// What an instance driver can do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceDriverInfo {
@@ -469,6 +501,7 @@ pub type NetworkFactory = fn(NetworkSpec) -> Result<Arc<dyn NetworkDriver>>;
 pub struct DriverRegistry {
     storage: BTreeMap<&'static str, StorageFactory>,
     network: BTreeMap<&'static str, NetworkFactory>,
+    nic_plumbing: Option<Arc<dyn NicPlumbing>>,
 }
 
 impl DriverRegistry {
@@ -487,6 +520,17 @@ impl DriverRegistry {
     pub fn add_network(&mut self, name: &'static str, factory: NetworkFactory) -> &mut Self {
         self.network.insert(name, factory);
         self
+    }
+
+    /// Sets what hot-plugs nics into running instances.
+    pub fn set_nic_plumbing(&mut self, plumbing: Arc<dyn NicPlumbing>) -> &mut Self {
+        self.nic_plumbing = Some(plumbing);
+        self
+    }
+
+    /// What hot-plugs nics, when registered.
+    pub fn nic_plumbing(&self) -> Option<Arc<dyn NicPlumbing>> {
+        self.nic_plumbing.clone()
     }
 
     /// Names of the registered storage drivers.

@@ -518,6 +518,66 @@ fn our_cli_network_commands() {
     );
     assert!(err.contains("in use"), "{err}");
 
+    // Hot-plug on the running container: a nic on the second network arrives (down, as with
+    // Incus) with its MAC, gets a lease once up, and goes away again with its host end.
+    let host_links = || d.in_ns(&["ip", "-o", "link"]).lines().count();
+    let links_before = host_links();
+    d.ours_ok(&["network", "attach", "tyaml", "c1", "eth1"]);
+    let mac1 = d.ours_ok(&["config", "get", "c1", "volatile.eth1.hwaddr"]);
+    let link = d.ours_ok(&["exec", "c1", "--", "ip", "link", "show", "eth1"]);
+    assert!(
+        link.contains(mac1.trim()) && !link.contains(",UP") && !link.contains("<UP"),
+        "{link}"
+    );
+    assert_eq!(host_links(), links_before + 1, "one host-side veth");
+    d.ours_ok(&["exec", "c1", "--", "ip", "link", "set", "eth1", "up"]);
+    d.dhcp("c1", "eth1", true);
+    let lease = d.ours_ok(&["exec", "c1", "--", "cat", "/tmp/lease"]);
+    assert!(lease.starts_with("10.202.9."), "{lease}");
+    d.ours_ok(&["network", "detach", "tyaml", "c1"]);
+    let gone = d.ours(&["exec", "c1", "--", "ip", "link", "show", "eth1"], b"");
+    assert!(!gone.status.success(), "eth1 still in the container");
+    assert_eq!(host_links(), links_before, "the host-side veth is gone");
+
+    // macvlan on a veth parent (inside the test's namespace): at start and hot-plugged.
+    d.in_ns(&[
+        "ip", "link", "add", "tmvp", "type", "veth", "peer", "name", "tmvq",
+    ]);
+    d.in_ns(&["ip", "link", "set", "tmvp", "up"]);
+    let add_macvlan = |extra: &[&str]| {
+        let mut args = vec![
+            "config",
+            "device",
+            "add",
+            "c1",
+            "mv",
+            "nic",
+            "nictype=macvlan",
+        ];
+        args.extend_from_slice(extra);
+        d.ours(&args, b"")
+    };
+    common::succeeded(
+        &["add mv"],
+        add_macvlan(&["parent=tmvp", "name=eth2", "mtu=1300"]),
+    );
+    let link = d.ours_ok(&["exec", "c1", "--", "ip", "link", "show", "eth2"]);
+    assert!(link.contains("mtu 1300") && link.contains("@"), "{link}");
+    let mac2 = d.ours_ok(&["config", "get", "c1", "volatile.mv.hwaddr"]);
+    assert!(link.contains(mac2.trim()), "{link}");
+    d.ours_ok(&["config", "device", "remove", "c1", "mv"]);
+    let gone = d.ours(&["exec", "c1", "--", "ip", "link", "show", "eth2"], b"");
+    assert!(!gone.status.success(), "eth2 still in the container");
+    // A bad parent is refused and the device is not added.
+    let err = common::failed(&["add mv"], add_macvlan(&["parent=nope0"]));
+    assert!(err.contains("nope0"), "{err}");
+    let devices = d.ours_ok(&["config", "device", "show", "c1"]);
+    assert!(!devices.contains("nope0"), "{devices}");
+    common::succeeded(&["add mv"], add_macvlan(&["parent=tmvp"]));
+    d.ours_ok(&["restart", "c1", "--force"]);
+    let link = d.ours_ok(&["exec", "c1", "--", "ip", "link", "show", "mv"]);
+    assert!(link.contains(mac2.trim()) && link.contains(",UP"), "{link}");
+
     // Detach (stopped), rename, delete.
     d.ours_ok(&["stop", "c1", "--force"]);
     d.ours_ok(&["network", "detach", "tcli", "c1"]);

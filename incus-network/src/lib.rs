@@ -39,7 +39,8 @@ pub mod netlink;
 use incus_core::drivers::DriverRegistry;
 use std::sync::Arc;
 
-/// Registers every network driver of this crate (`bridge`).
+/// Registers every network driver of this crate (`bridge`) and nic hot-plug over netlink.
 pub fn register_all(registry: &mut DriverRegistry) {
     registry.add_network("bridge", |spec| Ok(Arc::new(bridge::Bridge::new(spec))));
+    registry.set_nic_plumbing(Arc::new(netlink::NetlinkPlumbing));
 }

@@ -1109,6 +1109,10 @@ impl Host {
         }
         put.config.retain(|k, _| !k.starts_with("volatile."));
         let (_, ed) = self.validate_put(project, &put)?;
+        // Serialised with start, stop and other changes of this instance: nics are applied
+        // to a running instance below.
+        let lock = self.instance_lock(project, name);
+        let _guard = lock.lock().await;
         let old_pool = instance_pool(&current).to_string();
         let new_pool = root_pool(&ed).unwrap_or_default();
         if new_pool != old_pool {
@@ -1124,6 +1128,7 @@ impl Host {
                 .await?;
         }
         let mut rec: api::Instance = self.instance_row(project, name)?;
+        let previous = rec.clone();
         let volatile: ConfigMap = volatile_keys(&rec.put.config);
         rec.put = api::InstancePut {
             architecture: rec.put.architecture.clone(),
@@ -1134,6 +1139,21 @@ impl Host {
         self.inner
             .db
             .update(Table::Instances, project, name, &rec)?;
+        // Nics of a running instance are hot-plugged; a failure restores the old record.
+        let (_, spec) = self.instance_spec(project, name)?;
+        if let PowerState::Running(pid) | PowerState::Frozen(pid) =
+            self.inner.lxc.power_state(&spec).await?
+            && let Err(e) = self.hotplug_nics(&current, pid).await
+        {
+            let mut back: api::Instance = self.instance_row(project, name)?;
+            let volatile_now = volatile_keys(&back.put.config);
+            back.put = previous.put;
+            back.put.config.extend(volatile_now);
+            self.inner
+                .db
+                .update(Table::Instances, project, name, &back)?;
+            return Err(e);
+        }
         self.inner.events.lifecycle(
             "instance-updated",
             &instance_url(project, name),

@@ -5,7 +5,7 @@
 use super::db::Table;
 use super::{Host, instance_url, with_project};
 use crate::api::{self, ConfigMap, DevicesMap};
-use crate::drivers::{NetworkDriver, NetworkSpec, NicRegistration};
+use crate::drivers::{HotNic, NetworkDriver, NetworkSpec, NicRegistration};
 use crate::error::{Error, Result};
 use std::path::Path;
 use std::sync::Arc;
@@ -393,17 +393,100 @@ impl Host {
     /// Forgets the DHCP/DNS entries of a deleted instance's nics.
     pub(crate) async fn release_nics(&self, inst: &api::Instance) {
         for (dev_name, dev) in &inst.expanded_devices {
-            let Some(network) = dev
-                .get("network")
-                .filter(|_| dev.get("type").map(String::as_str) == Some("nic"))
-            else {
-                continue;
-            };
-            if let Ok(net) = self.managed_network(network)
-                && let Ok(driver) = self.driver_of(&net)
-            {
-                let _ = driver.unregister_nic(&nic_key(inst, dev_name)).await;
-            }
+            self.release_nic(inst, dev_name, dev).await;
         }
+    }
+
+    /// Forgets the DHCP/DNS entry of one nic (nothing for other devices).
+    async fn release_nic(&self, inst: &api::Instance, dev_name: &str, dev: &ConfigMap) {
+        let Some(network) = dev
+            .get("network")
+            .filter(|_| dev.get("type").map(String::as_str) == Some("nic"))
+        else {
+            return;
+        };
+        if let Ok(net) = self.managed_network(network)
+            && let Ok(driver) = self.driver_of(&net)
+        {
+            let _ = driver.unregister_nic(&nic_key(inst, dev_name)).await;
+        }
+    }
+
+    /// Applies the nic changes between `old` and the instance's current record to the running
+    /// instance with init `pid`: removed and changed nics are unplugged, added and changed
+    /// ones plugged (the caller holds the instance lock). Profile changes are not hot-plugged.
+    pub(crate) async fn hotplug_nics(&self, old: &api::Instance, pid: i32) -> Result<()> {
+        let nics = |devs: &DevicesMap| -> DevicesMap {
+            devs.iter()
+                .filter(|(_, d)| d.get("type").map(String::as_str) == Some("nic"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        let (project, name) = (old.project.as_str(), old.name.as_str());
+        let before = nics(&old.expanded_devices);
+        let mut inst = self.get_instance_record(project, name)?;
+        let after = nics(&inst.expanded_devices);
+        let removed: Vec<&String> = before
+            .keys()
+            .filter(|k| after.get(*k) != before.get(*k))
+            .collect();
+        let added: Vec<&String> = after
+            .keys()
+            .filter(|k| before.get(*k) != after.get(*k))
+            .collect();
+        if removed.is_empty() && added.is_empty() {
+            return Ok(());
+        }
+        let plumbing = self.inner.registry.nic_plumbing().ok_or_else(|| {
+            Error::unsupported("Nics cannot be changed on a running instance without incus-network")
+        })?;
+        for dev_name in removed {
+            let dev = &before[dev_name];
+            let inner = dev
+                .get("name")
+                .filter(|n| !n.is_empty())
+                .unwrap_or(dev_name);
+            plumbing.unplug(pid, inner).await?;
+            self.release_nic(old, dev_name, dev).await;
+        }
+        if added.is_empty() {
+            return Ok(());
+        }
+        let missing = missing_hwaddrs(&inst);
+        if !missing.is_empty() {
+            let mut rec: api::Instance = self.instance_row(project, name)?;
+            for key in missing {
+                rec.put.config.insert(key, random_hwaddr());
+            }
+            self.inner
+                .db
+                .update(Table::Instances, project, name, &rec)?;
+            inst = self.get_instance_record(project, name)?;
+        }
+        let mut devices: DevicesMap = added
+            .iter()
+            .map(|k| ((*k).clone(), after[*k].clone()))
+            .collect();
+        self.prepare_nics(&inst, &mut devices).await?;
+        for (dev_name, dev) in &devices {
+            let get = |k: &str| dev.get(k).cloned().unwrap_or_default();
+            let mtu =
+                match dev.get("mtu").filter(|m| !m.is_empty()) {
+                    Some(m) => Some(m.parse::<u32>().map_err(|_| {
+                        Error::invalid(format!("Device {dev_name:?}: bad mtu {m:?}"))
+                    })?),
+                    None => None,
+                };
+            let nic = HotNic {
+                nictype: get("nictype"),
+                parent: get("parent"),
+                host_name: get("host_name"),
+                name: get("name"),
+                hwaddr: get("hwaddr"),
+                mtu,
+            };
+            plumbing.plug(pid, &nic).await?;
+        }
+        Ok(())
     }
 }
