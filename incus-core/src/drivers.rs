@@ -275,6 +275,12 @@ pub trait NetworkDriver: Send + Sync {
     /// The host interface instances attach to (`parent` of their nics).
     fn interface(&self) -> String;
 
+    /// What a nic with `network=<this network>` becomes: its `nictype` (`bridged` unless the
+    /// driver says otherwise) and defaults for its other keys (a nic's own values win).
+    fn nic_settings(&self) -> ConfigMap {
+        [("nictype".to_string(), "bridged".to_string())].into()
+    }
+
     /// Creates the network's host objects (bridge, firewall rules). Idempotent.
     async fn create(&self) -> Result<()>;
 

@@ -578,6 +578,50 @@ fn our_cli_network_commands() {
     let link = d.ours_ok(&["exec", "c1", "--", "ip", "link", "show", "mv"]);
     assert!(link.contains(mac2.trim()) && link.contains(",UP"), "{link}");
 
+    // A managed macvlan network on that parent: nics on it are macvlans with its MTU.
+    let err = common::failed(
+        &["create"],
+        d.ours(
+            &[
+                "network",
+                "create",
+                "tmvbad",
+                "--type",
+                "macvlan",
+                "parent=nope0",
+            ],
+            b"",
+        ),
+    );
+    assert!(err.contains("nope0"), "{err}");
+    d.ours_ok(&[
+        "network",
+        "create",
+        "tmv",
+        "--type",
+        "macvlan",
+        "parent=tmvp",
+        "mtu=1350",
+    ]);
+    let list = d.ours_ok(&["network", "list", "-f", "csv"]);
+    assert!(
+        list.contains("tmv,macvlan,YES") && !list.contains("tmvbad"),
+        "{list}"
+    );
+    d.ours_ok(&["network", "attach", "tmv", "c1", "eth3", "eth3"]);
+    let link = d.ours_ok(&["exec", "c1", "--", "ip", "link", "show", "eth3"]);
+    assert!(link.contains("mtu 1350") && link.contains("@"), "{link}");
+    assert!(
+        d.ours_ok(&["network", "show", "tmv"])
+            .contains("/1.0/instances/c1")
+    );
+    d.ours_ok(&["network", "detach", "tmv", "c1"]);
+    d.ours_ok(&["network", "delete", "tmv"]);
+    assert!(
+        d.in_ns(&["ip", "link", "show", "tmvp"]).contains("tmvp"),
+        "the parent stays"
+    );
+
     // Detach (stopped), rename, delete.
     d.ours_ok(&["stop", "c1", "--force"]);
     d.ours_ok(&["network", "detach", "tcli", "c1"]);

@@ -7,8 +7,11 @@
 //!   advertisements and DNS (`<instance>.<dns.domain>`), and NAT plus filter rules in an
 //!   nftables table of its own (`inet incus_<network>`).
 //!
-//! `macvlan` and `ovn` networks are not implemented yet; instance nics of `nictype=macvlan`
-//! work without a managed network (see the instance driver).
+//! - `macvlan` ([`macvlan::Macvlan`]): a named parent interface; nics on the network become
+//!   macvlan interfaces (mode `bridge`) on it. Nothing is created on the host.
+//!
+//! Nic hot-plug into running instances ([`netlink::NetlinkPlumbing`]) is registered too.
+//! `ovn` networks are not implemented yet.
 //!
 //! ```no_run
 //! # async fn demo() -> incus_core::Result<()> {
@@ -34,13 +37,15 @@ pub mod bridge;
 pub mod cidr;
 pub mod dnsmasq;
 pub mod firewall;
+pub mod macvlan;
 pub mod netlink;
 
 use incus_core::drivers::DriverRegistry;
 use std::sync::Arc;
 
-/// Registers every network driver of this crate (`bridge`) and nic hot-plug over netlink.
+/// Registers every network driver of this crate (`bridge`, `macvlan`) and nic hot-plug over netlink.
 pub fn register_all(registry: &mut DriverRegistry) {
     registry.add_network("bridge", |spec| Ok(Arc::new(bridge::Bridge::new(spec))));
+    registry.add_network("macvlan", |spec| Ok(Arc::new(macvlan::Macvlan::new(spec))));
     registry.set_nic_plumbing(Arc::new(netlink::NetlinkPlumbing));
 }

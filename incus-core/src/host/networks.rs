@@ -377,7 +377,13 @@ impl Host {
             }
             driver.start().await?;
             dev.insert("parent".into(), iface);
-            dev.insert("nictype".into(), "bridged".into());
+            for (k, v) in driver.nic_settings() {
+                if k == "nictype" {
+                    dev.insert(k, v);
+                } else {
+                    dev.entry(k).or_insert(v);
+                }
+            }
             driver
                 .register_nic(&NicRegistration {
                     key: nic_key(inst, dev_name),
