@@ -157,6 +157,24 @@ impl Daemon {
         ]);
     }
 
+    /// Imports the busybox test image from `images` as `busybox` (through our CLI when
+    /// `ours`).
+    fn import_busybox(&self, images: &Path, ours: bool) {
+        let path = images.join("busybox.tar.xz");
+        let args = [
+            "image",
+            "import",
+            path.to_str().expect("path"),
+            "--alias",
+            "busybox",
+        ];
+        if ours {
+            self.ours_ok(&args);
+        } else {
+            self.ok(&args);
+        }
+    }
+
     /// Runs a command inside the test's network namespace.
     fn in_ns(&self, args: &[&str]) -> String {
         let mut full = vec!["netns", "exec", &self.ns];
@@ -208,13 +226,7 @@ fn bridge_network_with_dhcp_dns_nat_and_cleanup() {
     }
     let images = image_dir("net");
     let mut d = Daemon::start("br");
-    d.ok(&[
-        "image",
-        "import",
-        images.join("busybox.tar.xz").to_str().expect("path"),
-        "--alias",
-        "busybox",
-    ]);
+    d.import_busybox(&images, false);
 
     // Bad input is refused and leaves nothing behind.
     for bad in [
@@ -381,13 +393,7 @@ fn our_cli_network_commands() {
     }
     let images = image_dir("cli");
     let d = Daemon::start("cli");
-    d.ours_ok(&[
-        "image",
-        "import",
-        images.join("busybox.tar.xz").to_str().expect("path"),
-        "--alias",
-        "busybox",
-    ]);
+    d.import_busybox(&images, true);
 
     // create: key=value arguments, and YAML on stdin.
     let out = d.ours_ok(&[
@@ -642,5 +648,76 @@ fn our_cli_network_commands() {
     d.ours_ok(&["network", "rm", "tyaml"]);
     let list = d.ours_ok(&["network", "list", "-f", "csv"]);
     assert!(!list.contains("tren") && !list.contains("tyaml"), "{list}");
+    let _ = std::fs::remove_dir_all(&images);
+}
+
+/// `admin init --auto` on a fresh daemon (our CLI): a `default` pool, `incusbr0` with `auto`
+/// addresses and NAT, an `eth0` on it in the default profile, so a launched container gets a
+/// lease; a second run changes nothing. Then a preseed with networks and a profile merge.
+#[test]
+fn admin_init_auto_and_preseed_make_networks() {
+    if std::env::var("INCUS_TEST_PRIVILEGED").as_deref() != Ok("1") {
+        eprintln!("SKIPPED admin_init_auto: set INCUS_TEST_PRIVILEGED=1 (as root)");
+        return;
+    }
+    let images = image_dir("init");
+    let d = Daemon::start("init");
+    d.ours_ok(&["admin", "init", "--auto"]);
+    d.ours_ok(&["admin", "init", "--auto"]);
+    let list = d.ours_ok(&["network", "list", "-f", "csv"]);
+    assert!(list.contains("incusbr0,bridge,YES,10."), "{list}");
+    assert!(!list.contains("incusbr1"), "{list}");
+    assert_eq!(
+        d.ours_ok(&["network", "get", "incusbr0", "ipv4.nat"]),
+        "true\n"
+    );
+    let table = d.in_ns(&["nft", "list", "table", "inet", "incus_incusbr0"]);
+    assert!(table.contains("masquerade"), "{table}");
+    let profile = d.ours_ok(&["profile", "show", "default"]);
+    assert!(
+        profile.contains("network: incusbr0") && profile.contains("pool: default"),
+        "{profile}"
+    );
+
+    d.import_busybox(&images, true);
+    d.ours_ok(&["launch", "busybox", "c1"]);
+    d.dhcp("c1", "eth0", true);
+    let subnet = d.ours_ok(&["network", "get", "incusbr0", "ipv4.address"]);
+    let prefix = subnet
+        .rsplit_once('.')
+        .map(|(p, _)| p.to_string())
+        .expect("ipv4");
+    let lease = d.ours_ok(&["exec", "c1", "--", "cat", "/tmp/lease"]);
+    assert!(
+        lease.starts_with(&format!("{prefix}.")),
+        "{lease} not in {subnet}"
+    );
+
+    // Preseed: a new network, keys merged into an existing one, a profile device added.
+    let seed = b"networks:\n- name: tpre\n  type: bridge\n  config:\n    ipv4.address: 10.203.1.1/24\n    ipv6.address: none\n- name: incusbr0\n  config:\n    user.note: seeded\nprofiles:\n- name: default\n  devices:\n    eth1:\n      type: nic\n      network: tpre\n      name: eth1\n";
+    common::succeeded(
+        &["admin", "init", "--preseed"],
+        d.ours(&["admin", "init", "--preseed"], seed),
+    );
+    assert_eq!(
+        d.ours_ok(&["network", "get", "tpre", "ipv4.address"]),
+        "10.203.1.1/24\n"
+    );
+    assert_eq!(
+        d.ours_ok(&["network", "get", "incusbr0", "user.note"]),
+        "seeded\n"
+    );
+    assert_eq!(
+        d.ours_ok(&["network", "get", "incusbr0", "ipv4.address"]),
+        subnet
+    );
+    let profile = d.ours_ok(&["profile", "show", "default"]);
+    assert!(
+        profile.contains("network: tpre")
+            && profile.contains("network: incusbr0")
+            && profile.contains("pool: default"),
+        "{profile}"
+    );
+    d.ours_ok(&["delete", "-f", "c1"]);
     let _ = std::fs::remove_dir_all(&images);
 }

@@ -444,9 +444,46 @@ pub async fn admin(ctx: &Ctx, cmd: AdminCmd) -> Result<i32, CliError> {
                 .await?;
             }
             ensure_root_disk(&c, "default").await?;
+            ensure_default_network(&c).await?;
         }
     }
     Ok(0)
+}
+
+/// As Incus's `init --auto`: when there is no managed network and the default profile has no
+/// nic, creates `incusbrN` (the first free N; `auto` addresses, so NAT on) and gives the
+/// default profile an `eth0` on it.
+async fn ensure_default_network(c: &incus_client::Client) -> Result<(), CliError> {
+    let nets = c.networks().await?;
+    let (profile, _) = c.profile("default").await?;
+    let has_nic = profile
+        .put
+        .devices
+        .values()
+        .any(|d| d.get("type").map(String::as_str) == Some("nic"));
+    if nets.iter().any(|n| n.managed) || has_nic {
+        return Ok(());
+    }
+    let name = (0..)
+        .map(|i| format!("incusbr{i}"))
+        .find(|n| !nets.iter().any(|net| net.name == *n))
+        .unwrap_or_else(|| "incusbr0".into());
+    c.create_network(&api::NetworksPost {
+        name: name.clone(),
+        ..Default::default()
+    })
+    .await?;
+    let eth0: std::collections::BTreeMap<String, String> = [
+        ("type".to_string(), "nic".to_string()),
+        ("network".to_string(), name),
+        ("name".to_string(), "eth0".to_string()),
+    ]
+    .into();
+    let (mut profile, etag) = c.profile("default").await?;
+    profile.put.devices.insert("eth0".into(), eth0);
+    c.update_profile("default", &profile.put, Some(&etag))
+        .await?;
+    Ok(())
 }
 
 /// Gives the default profile a root disk on `pool` when it has none.
@@ -466,14 +503,12 @@ async fn ensure_root_disk(c: &incus_client::Client, pool: &str) -> Result<(), Cl
 }
 
 /// Applies the parts of a preseed this daemon supports: `config`, `storage_pools`,
-/// `profiles` and `projects`. Networks and cluster sections are refused.
+/// `networks`, `profiles` and `projects`. A cluster section is refused.
 async fn apply_preseed(c: &incus_client::Client, seed: &serde_json::Value) -> Result<(), CliError> {
-    for unsupported in ["networks", "cluster"] {
-        if seed.get(unsupported).is_some_and(|v| !v.is_null()) {
-            return Err(CliError::msg(format!(
-                "Preseed section {unsupported:?} is not supported yet"
-            )));
-        }
+    if seed.get("cluster").is_some_and(|v| !v.is_null()) {
+        return Err(CliError::msg(
+            "Preseed section \"cluster\" is not supported yet",
+        ));
     }
     if let Some(conf) = seed.get("config").and_then(|v| v.as_object()) {
         let (_, etag) = c.server().await?;
@@ -486,6 +521,25 @@ async fn apply_preseed(c: &incus_client::Client, seed: &serde_json::Value) -> Re
             let name = p["name"].as_str().unwrap_or("");
             if !existing.iter().any(|e| e.name == name) {
                 c.send("POST", "/1.0/storage-pools", p, None).await?;
+            }
+        }
+    }
+    // Networks before profiles, whose nics may use them; existing ones get the given keys
+    // merged into their config, as Incus does.
+    if let Some(networks) = seed.get("networks").and_then(|v| v.as_array()) {
+        for n in networks {
+            let req: api::NetworksPost = serde_json::from_value(n.clone())
+                .map_err(|e| CliError::msg(format!("Invalid preseed network: {e}")))?;
+            match c.network_with_etag(&req.name).await {
+                Ok((existing, etag)) if existing.managed => {
+                    let mut put = existing.put;
+                    put.config.extend(req.put.config);
+                    if !req.put.description.is_empty() {
+                        put.description = req.put.description;
+                    }
+                    c.update_network(&req.name, &put, Some(&etag)).await?;
+                }
+                _ => c.create_network(&req).await?,
             }
         }
     }
@@ -505,8 +559,26 @@ async fn apply_preseed(c: &incus_client::Client, seed: &serde_json::Value) -> Re
             let name = p["name"].as_str().unwrap_or("");
             let path = format!("/1.0/profiles/{}", escape(name));
             match c.get_with_etag::<serde_json::Value>(&path).await {
-                Ok((_, etag)) => {
-                    let body = json!({"config": p.get("config").cloned().unwrap_or(json!({})), "description": p.get("description").cloned().unwrap_or(json!("")), "devices": p.get("devices").cloned().unwrap_or(json!({}))});
+                Ok((current, etag)) => {
+                    // Given keys and devices are merged into the existing profile, as Incus
+                    // does.
+                    let mut body = json!({"config": current["config"], "description": current["description"], "devices": current["devices"]});
+                    for field in ["config", "devices"] {
+                        if let (Some(into), Some(from)) = (
+                            body[field].as_object_mut(),
+                            p.get(field).and_then(|v| v.as_object()),
+                        ) {
+                            into.extend(from.clone());
+                        } else if let Some(from) = p.get(field).filter(|v| v.is_object()) {
+                            body[field] = from.clone();
+                        }
+                    }
+                    if let Some(d) = p
+                        .get("description")
+                        .filter(|d| d.as_str().is_some_and(|d| !d.is_empty()))
+                    {
+                        body["description"] = d.clone();
+                    }
                     c.send("PUT", &path, &body, Some(&etag)).await?;
                 }
                 Err(_) => {
