@@ -287,15 +287,13 @@ impl StorageDriver for BtrfsDriver {
             match k.as_str() {
                 "source" => layout::check_source(&self.spec.name, v)?,
                 "btrfs.mount_options" => {}
-                _ if layout::size_key(
+                _ => layout::shared_key(
+                    "btrfs",
                     &self.spec.name,
                     k,
                     v,
-                    matches!(self.backing, Backing::LoopFile(_)),
-                )? => {}
-                _ if k.starts_with("user.") => {}
-                _ if layout::volume_default_key(&self.spec.name, k, v)? => {}
-                _ => return Err(layout::unknown_key("btrfs", &self.spec.name, k)),
+                    Some(matches!(self.backing, Backing::LoopFile(_))),
+                )?,
             }
         }
         Ok(())

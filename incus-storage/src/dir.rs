@@ -101,9 +101,7 @@ impl StorageDriver for DirDriver {
                         self.spec.name
                     )));
                 }
-                _ if k.starts_with("user.") => {}
-                _ if layout::volume_default_key(&self.spec.name, k, v)? => {}
-                _ => return Err(layout::unknown_key("dir", &self.spec.name, k)),
+                _ => layout::shared_key("dir", &self.spec.name, k, v, None)?,
             }
         }
         Ok(())

@@ -45,6 +45,27 @@ pub fn volume_default_key(pool: &str, key: &str, value: &str) -> Result<bool> {
     }
 }
 
+/// Checks a pool key every driver shares: `user.*`, the `volume.snapshots.*` defaults and,
+/// for drivers that enforce sizes (`sizes` = whether the pool is on a loop file), `size` and
+/// `volume.size`. Any other key is refused as unknown to `driver`.
+pub fn shared_key(
+    driver: &str,
+    pool: &str,
+    key: &str,
+    value: &str,
+    sizes: Option<bool>,
+) -> Result<()> {
+    if let Some(loop_file) = sizes
+        && size_key(pool, key, value, loop_file)?
+    {
+        return Ok(());
+    }
+    if key.starts_with("user.") || volume_default_key(pool, key, value)? {
+        return Ok(());
+    }
+    Err(unknown_key(driver, pool, key))
+}
+
 /// The refusal of a pool option the driver does not know.
 pub fn unknown_key(driver: &str, pool: &str, key: &str) -> Error {
     Error::invalid(format!(

@@ -370,15 +370,13 @@ impl StorageDriver for LvmDriver {
                     }
                 }
                 "block.mount_options" => {}
-                _ if layout::size_key(
+                _ => layout::shared_key(
+                    "lvm",
                     pool,
                     k,
                     v,
-                    matches!(self.backing, Backing::LoopFile(_)),
-                )? => {}
-                _ if k.starts_with("user.") => {}
-                _ if layout::volume_default_key(pool, k, v)? => {}
-                _ => return Err(layout::unknown_key("lvm", pool, k)),
+                    Some(matches!(self.backing, Backing::LoopFile(_))),
+                )?,
             }
         }
         Ok(())

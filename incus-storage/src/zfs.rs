@@ -407,15 +407,13 @@ impl StorageDriver for ZfsDriver {
                         )));
                     }
                 }
-                _ if layout::size_key(
+                _ => layout::shared_key(
+                    "zfs",
                     pool,
                     k,
                     v,
-                    matches!(self.backing, Backing::LoopFile(_)),
-                )? => {}
-                _ if k.starts_with("user.") => {}
-                _ if layout::volume_default_key(pool, k, v)? => {}
-                _ => return Err(layout::unknown_key("zfs", pool, k)),
+                    Some(matches!(self.backing, Backing::LoopFile(_))),
+                )?,
             }
         }
         Ok(())
