@@ -1113,6 +1113,8 @@ impl Host {
         // to a running instance below.
         let lock = self.instance_lock(project, name);
         let _guard = lock.lock().await;
+        // Read again under the lock: what the nic changes are computed against.
+        let current = self.get_instance_record(project, name)?;
         let old_pool = instance_pool(&current).to_string();
         let new_pool = root_pool(&ed).unwrap_or_default();
         if new_pool != old_pool {

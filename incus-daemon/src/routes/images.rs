@@ -236,7 +236,10 @@ async fn save_field(
             .await
             .map_err(|e| incus_core::Error::io(path.display(), e))?;
     }
-    Ok(())
+    // tokio's File writes in the background: the last chunk must land before anyone reads.
+    file.flush()
+        .await
+        .map_err(|e| incus_core::Error::io(path.display(), e))
 }
 
 async fn upload_split(

@@ -74,6 +74,13 @@ pub(crate) async fn save_body(
             }
         }
     }
+    // tokio's File writes in the background: without this flush the last chunk can still be
+    // in flight when the caller reads the file (seen as a truncated image upload).
+    if failed.is_none()
+        && let Err(e) = file.flush().await
+    {
+        failed = Some(incus_core::Error::io(path.display(), e));
+    }
     drop(file);
     if let Some(e) = failed {
         let _ = std::fs::remove_file(path);
