@@ -24,9 +24,12 @@ fi
 trap 'rm -f "$log" "$log.zfs-fuse.pid"; if [ -n "$zfs_pid" ]; then kill "$zfs_pid" 2>/dev/null || true; fi' EXIT
 status=0
 cargo test --workspace --locked 2>&1 | tee "$log" || status=$?
+# The Python module: wheel built and installed in a fresh virtualenv, pytest against a real
+# incusd and the embedded engine.
+bash bindings/python/run-tests.sh 2>&1 | tee -a "$log" || status=$?
 if grep -q '^SKIPPED ' "$log"; then
   echo "note: some privileged tests were skipped (see SKIPPED lines above)"
 fi
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+awk '/^(test|pytest) result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed[;,]?$/) p += $(i-1); if ($i ~ /^failed[;,]?$/ || ($1 == "pytest" && $i ~ /^errors?[;,]?$/)) f += $(i-1) } }
      END { printf "%d passed, %d failed\n", p, f }' "$log"
 exit "$status"

@@ -74,6 +74,64 @@ pub struct Response {
     pub etag: Option<String>,
 }
 
+/// The body of a [`Client::raw_request`].
+#[derive(Debug, Clone, Default)]
+pub enum RawBody {
+    /// No body.
+    #[default]
+    Empty,
+    /// These bytes.
+    Bytes(Vec<u8>),
+    /// The content of this file, streamed.
+    File(PathBuf),
+}
+
+/// An answer as it came (see [`Client::raw_request`]).
+#[derive(Debug, Clone, Default)]
+pub struct RawResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// An answer from its parts (headers that are not text are left out).
+    pub fn new(status: u16, headers: &reqwest::header::HeaderMap, body: Vec<u8>) -> RawResponse {
+        let headers = headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect();
+        RawResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// The value of header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// An error envelope (status 400 and up) as an [`Error`]; otherwise `Ok`.
+    pub fn check(&self) -> Result<()> {
+        if self.status >= 400 {
+            decode_envelope(self.status, None, &self.body)?;
+            return Err(Error::new(
+                kind_of(self.status),
+                format!("HTTP {}", self.status),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Where the local daemon's socket is: `INCUS_SOCKET`, else `$INCUS_DIR/unix.socket`, else
 /// `/var/lib/incus/unix.socket`, else `/run/incus/unix.socket` (as the Incus client looks).
 pub fn default_socket() -> PathBuf {
@@ -559,6 +617,45 @@ impl Client {
         Ok((headers, bytes.to_vec()))
     }
 
+    /// Sends one request with raw bytes (or a file streamed from disk) as its body and
+    /// returns the answer as it came: HTTP status, headers (lower-case names) and body. An
+    /// error envelope (status 400 and up) becomes an [`Error`]. For file transfer, image
+    /// upload and export, logs: anything that is not a JSON envelope.
+    pub async fn raw_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(String, String)],
+        body: RawBody,
+    ) -> Result<RawResponse> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|_| Error::invalid(format!("Invalid method {method:?}")))?;
+        let mut req = self.http.request(method, self.url(path));
+        for (k, v) in headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        req = match body {
+            RawBody::Empty => req,
+            RawBody::Bytes(b) => req.body(b),
+            RawBody::File(p) => {
+                let (stream, len) = file_stream(&p).await?;
+                req.header("Content-Length", len)
+                    .body(reqwest::Body::wrap_stream(stream))
+            }
+        };
+        let resp = req.send().await.map_err(|e| transport(&self.socket, e))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| transport(&self.socket, e))?
+            .to_vec();
+        let raw = RawResponse::new(status, &headers, body);
+        raw.check()?;
+        Ok(raw)
+    }
+
     /// A new connection to the daemon's unix socket. Unix sockets are all this client speaks
     /// until HTTPS remotes exist; elsewhere (Windows) it reports that.
     async fn connect(&self) -> Result<Box<dyn Connection>> {
@@ -695,11 +792,11 @@ fn reader_stream<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
 const MULTIPART_BOUNDARY: &str = "incus-rs-image-upload-boundary-7c1e";
 
 /// A boxed stream of body chunks.
-type BodyStream =
+pub type BodyStream =
     std::pin::Pin<Box<dyn futures_util::Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static>>;
 
-/// A file streamed as a request body, and its length.
-async fn file_stream(path: &Path) -> Result<(BodyStream, u64)> {
+/// A file streamed as a request body (256 KiB chunks), and its length.
+pub async fn file_stream(path: &Path) -> Result<(BodyStream, u64)> {
     let f = tokio::fs::File::open(path)
         .await
         .map_err(|e| Error::io(path.display(), e))?;
@@ -745,9 +842,17 @@ async fn decode(socket: &Path, resp: reqwest::Response) -> Result<Response> {
         .headers()
         .get("etag")
         .and_then(|v| v.to_str().ok())
-        .map(|s| s.trim_matches('"').to_string());
+        .map(|s| s.to_string());
     let bytes = resp.bytes().await.map_err(|e| transport(socket, e))?;
-    let raw: api::ResponseRaw = serde_json::from_slice(&bytes).map_err(|_| {
+    decode_envelope(status, etag.as_deref(), &bytes)
+}
+
+/// Decodes an API answer (HTTP status, `ETag` header, body) into its envelope; an `error`
+/// envelope, or a status of 400 and up, becomes an [`Error`] with the kind of its code. Shared
+/// by every transport (the unix socket here, the in-process API of an embedding program).
+pub fn decode_envelope(status: u16, etag: Option<&str>, bytes: &[u8]) -> Result<Response> {
+    let etag = etag.map(|s| s.trim_matches('"').to_string());
+    let raw: api::ResponseRaw = serde_json::from_slice(bytes).map_err(|_| {
         Error::new(
             kind_of(status),
             format!(
@@ -762,7 +867,12 @@ async fn decode(socket: &Path, resp: reqwest::Response) -> Result<Response> {
         } else {
             status
         };
-        return Err(Error::new(kind_of(code), raw.error));
+        let mut kind = kind_of(code);
+        // 409 is both "exists already" and "busy" (running, in use) in Incus.
+        if kind == ErrorKind::AlreadyExists && !raw.error.to_lowercase().contains("already exist") {
+            kind = ErrorKind::Busy;
+        }
+        return Err(Error::new(kind, raw.error));
     }
     Ok(Response { raw, etag })
 }
@@ -775,6 +885,37 @@ fn metadata<T: DeserializeOwned>(raw: api::ResponseRaw) -> Result<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn envelopes_decode_to_kinds() {
+        let err = |code: u16, msg: &str| {
+            let body = serde_json::json!({"type": "error", "error": msg, "error_code": code,
+                "status": "", "status_code": 0, "operation": "", "metadata": null});
+            decode_envelope(code, None, body.to_string().as_bytes())
+                .expect_err("error envelope")
+                .kind()
+        };
+        assert_eq!(err(404, "Instance not found"), ErrorKind::NotFound);
+        assert_eq!(
+            err(409, "Profile \"p\" already exists"),
+            ErrorKind::AlreadyExists
+        );
+        assert_eq!(
+            err(409, "The instance is currently running"),
+            ErrorKind::Busy
+        );
+        assert_eq!(
+            err(412, "ETag doesn't match"),
+            ErrorKind::PreconditionFailed
+        );
+        let ok = serde_json::json!({"type": "sync", "status": "Success", "status_code": 200,
+            "operation": "", "error_code": 0, "error": "", "metadata": {"a": 1}});
+        let r = decode_envelope(200, Some("\"abc\""), ok.to_string().as_bytes()).expect("ok");
+        assert_eq!(r.etag.as_deref(), Some("abc"));
+        assert_eq!(r.raw.metadata["a"], 1);
+        let garbage = decode_envelope(502, None, b"<html>").expect_err("not json");
+        assert_eq!(garbage.kind(), ErrorKind::Internal);
+    }
 
     #[test]
     fn escapes() {

@@ -415,6 +415,34 @@ pub type BoxReader = Pin<Box<dyn tokio::io::AsyncRead + Send>>;
 /// A boxed async writer.
 pub type BoxWriter = Pin<Box<dyn tokio::io::AsyncWrite + Send>>;
 
+/// Feeds `input` to a command's standard input (then closes it) while reading its standard
+/// output and error to their ends; returns both outputs. Streams that are `None` are skipped.
+pub async fn feed_and_collect(
+    stdin: Option<BoxWriter>,
+    input: Vec<u8>,
+    stdout: Option<BoxReader>,
+    stderr: Option<BoxReader>,
+) -> (Vec<u8>, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let feed = async move {
+        if let Some(mut w) = stdin {
+            if !input.is_empty() {
+                let _ = w.write_all(&input).await;
+            }
+            let _ = w.shutdown().await;
+        }
+    };
+    let read = |r: Option<BoxReader>| async move {
+        let mut buf = Vec::new();
+        if let Some(mut r) = r {
+            let _ = r.read_to_end(&mut buf).await;
+        }
+        buf
+    };
+    let ((), out, err) = tokio::join!(feed, read(stdout), read(stderr));
+    (out, err)
+}
+
 /// Controls a running exec'd command.
 #[async_trait]
 pub trait ExecControl: Send + Sync {

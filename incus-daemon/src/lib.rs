@@ -12,6 +12,7 @@
 //! else answers 404 like an unknown endpoint.
 
 mod encoding;
+pub mod local;
 pub mod response;
 mod routes;
 

@@ -94,23 +94,8 @@ async fn run(dir: String, group: Option<String>) -> Result<(), Box<dyn std::erro
     tokio::spawn(async move {
         let _ = auto.autostart().await;
     });
-    // Housekeeping once a minute, as Incus: scheduled snapshots (`snapshots.schedule`), then
-    // expired snapshots and backups removed. Each round covers the time since the previous one.
-    let tasks = host.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut since = chrono::Utc::now();
-        loop {
-            tick.tick().await;
-            let now = chrono::Utc::now();
-            let report = tasks.run_periodic_tasks(since, now).await;
-            since = now;
-            for e in report.errors {
-                eprintln!("incusd: housekeeping: {e}");
-            }
-        }
-    });
+    // Housekeeping once a minute (scheduled snapshots, expiry), as Incus.
+    incus_daemon::local::spawn_housekeeping(host.clone(), |e| eprintln!("incusd: {e}"));
     let daemon = incus_daemon::Daemon::new(host.clone());
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;

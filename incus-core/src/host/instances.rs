@@ -1378,34 +1378,18 @@ impl Host {
         command: &[&str],
         stdin: &[u8],
     ) -> Result<(i32, Vec<u8>, Vec<u8>)> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let req = api::InstanceExecPost {
             command: command.iter().map(|s| s.to_string()).collect(),
             ..Default::default()
         };
         let mut p = self.exec(project, name, &req).await?;
-        let mut input = p.stdin.take();
-        let data = stdin.to_vec();
-        let writer = tokio::spawn(async move {
-            if let Some(w) = input.as_mut() {
-                let _ = w.write_all(&data).await;
-                let _ = w.shutdown().await;
-            }
-        });
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let (o, e) = (p.stdout.take(), p.stderr.take());
-        let ro = async {
-            if let Some(mut o) = o {
-                let _ = o.read_to_end(&mut out).await;
-            }
-        };
-        let re = async {
-            if let Some(mut e) = e {
-                let _ = e.read_to_end(&mut err).await;
-            }
-        };
-        tokio::join!(ro, re);
-        let _ = writer.await;
+        let (out, err) = crate::drivers::feed_and_collect(
+            p.stdin.take(),
+            stdin.to_vec(),
+            p.stdout.take(),
+            p.stderr.take(),
+        )
+        .await;
         let code = p.control.wait().await?;
         Ok((code, out, err))
     }

@@ -105,6 +105,21 @@ pub struct Host {
 /// The name of the default project.
 pub const DEFAULT_PROJECT: &str = "default";
 
+/// Whether an engine (in this process or another) holds the state directory `dir`: its
+/// `.engine.lock` cannot be taken. A directory that was never opened is not in use. For an
+/// embedding program that drops its [`Host`] and wants to know when the work still in flight
+/// in it (operations finishing, exec sessions ending) has let go.
+pub fn engine_in_use(dir: &Path) -> bool {
+    let Ok(f) = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join(".engine.lock"))
+    else {
+        return false;
+    };
+    // Dropping the lock at once releases it again.
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).is_err()
+}
+
 fn find_helper(explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(p) = explicit {
         return Ok(p.to_path_buf());

@@ -47,34 +47,29 @@ pub(crate) async fn wait(st: St, q: Q, Path(id): Path<String>) -> ApiResult {
 
 /// `GET /1.0/events`: one JSON event per text message, in order, filtered by `type` and
 /// project. A listener that falls behind the bus is disconnected rather than fed a gap.
+use crate::local::EventFilter;
+
 pub(crate) async fn events(st: St, q: Q, ws: WebSocketUpgrade) -> Response {
-    let types: Vec<String> = q
-        .get("type")
-        .filter(|t| !t.is_empty())
-        .map(|t| t.split(',').map(str::to_string).collect())
-        .unwrap_or_else(|| vec!["lifecycle".into(), "operation".into(), "logging".into()]);
-    let all = q.get("all-projects").is_some_and(|v| v == "true");
-    let p = project(&q);
+    let filter = EventFilter::new(
+        q.get("type").map(String::as_str),
+        q.get("all-projects").is_some_and(|v| v == "true"),
+        &project(&q),
+    );
     let rx = st.host.events().subscribe();
-    ws.on_upgrade(move |socket| pump_events(socket, rx, types, all, p))
+    ws.on_upgrade(move |socket| pump_events(socket, rx, filter))
         .into_response()
 }
 
 async fn pump_events(
     mut socket: WebSocket,
     mut rx: tokio::sync::broadcast::Receiver<api::Event>,
-    types: Vec<String>,
-    all: bool,
-    project: String,
+    filter: EventFilter,
 ) {
     loop {
         tokio::select! {
             ev = rx.recv() => match ev {
                 Ok(ev) => {
-                    if !types.contains(&ev.kind) {
-                        continue;
-                    }
-                    if !all && !ev.project.is_empty() && ev.project != project {
+                    if !filter.wants(&ev) {
                         continue;
                     }
                     let Ok(text) = serde_json::to_string(&ev) else { continue };
