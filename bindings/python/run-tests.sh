@@ -9,10 +9,12 @@ root=$(cd "$here/../.." && pwd)
 venv=$root/target/py-venv
 rm -rf "$venv"
 python3 -m venv "$venv"
-"$venv/bin/pip" install -q --disable-pip-version-check "maturin==1.16.0" "pytest==9.2.0"
+"$venv/bin/pip" install -q --disable-pip-version-check "maturin==1.16.0" "pytest==9.2.0" "mypy==2.4.1"
 cargo build --manifest-path "$root/Cargo.toml" -p incus-daemon --bin incusd
 PATH="$venv/bin:$PATH" PROFILE=${PROFILE:-dev} bash "$here/build-wheel.sh" >/dev/null
 "$venv/bin/pip" install -q --disable-pip-version-check "$here"/dist/*.whl
+# The type hints and stubs (.pyi) must agree with the code.
+(cd "$here/python" && "$venv/bin/python" -m mypy --ignore-missing-imports --cache-dir=/dev/null incus)
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 status=0

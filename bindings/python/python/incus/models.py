@@ -637,6 +637,8 @@ class ImageManager(Manager):
 
     def _finish(self, r: dict, aliases: Iterable[str]) -> Steps[Image]:
         fp = ((r["metadata"] or {}).get("metadata") or {}).get("fingerprint")
+        if not fp:
+            raise _native.InternalError(f"The image upload returned no fingerprint: {r!r}")
         for a in aliases:
             yield request("POST", "/1.0/images/aliases", {"name": a, "target": fp})
         r = yield request("GET", f"/1.0/images/{q(fp)}")
