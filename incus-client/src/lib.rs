@@ -298,22 +298,7 @@ impl Client {
 
     /// Waits for an operation (its id or URL) to end; a failed one becomes an [`Error`].
     pub async fn wait_operation(&self, op: &str) -> Result<api::Operation> {
-        let id = op.rsplit('/').next().unwrap_or(op);
-        let id = id.split('?').next().unwrap_or(id);
-        let op: api::Operation = self
-            .get(&format!("/1.0/operations/{}/wait?timeout=-1", escape(id)))
-            .await?;
-        if op.status == "Failure" || op.status == "Cancelled" {
-            return Err(Error::new(
-                if op.status == "Cancelled" {
-                    ErrorKind::Cancelled
-                } else {
-                    ErrorKind::Internal
-                },
-                op.err.clone(),
-            ));
-        }
-        Ok(op)
+        operation_outcome(self.get(&operation_wait_path(op)).await?)
     }
 
     /// The server's environment and configuration (`GET /1.0`).
@@ -845,6 +830,25 @@ async fn decode(socket: &Path, resp: reqwest::Response) -> Result<Response> {
         .map(|s| s.to_string());
     let bytes = resp.bytes().await.map_err(|e| transport(socket, e))?;
     decode_envelope(status, etag.as_deref(), &bytes)
+}
+
+/// The path that waits (without a time limit) for operation `op`, given by id or by URL, to
+/// end.
+pub fn operation_wait_path(op: &str) -> String {
+    let id = op.rsplit('/').next().unwrap_or(op);
+    let id = id.split('?').next().unwrap_or(id);
+    format!("/1.0/operations/{}/wait?timeout=-1", escape(id))
+}
+
+/// An ended operation as a result: `Failure` becomes an internal error and `Cancelled` a
+/// cancelled one, each with the operation's error message.
+pub fn operation_outcome(op: api::Operation) -> Result<api::Operation> {
+    let kind = match op.status.as_str() {
+        "Failure" => ErrorKind::Internal,
+        "Cancelled" => ErrorKind::Cancelled,
+        _ => return Ok(op),
+    };
+    Err(Error::new(kind, op.err))
 }
 
 /// Decodes an API answer (HTTP status, `ETag` header, body) into its envelope; an `error`

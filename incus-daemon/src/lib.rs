@@ -4,12 +4,13 @@
 //! socket. Routes are thin: each parses its input, calls one `Host` method and renders the
 //! Incus envelope. The websocket plumbing (events, exec streams) lives here.
 //!
-//! Implemented so far: `/`, `/1.0` (GET, PUT), `/1.0/events`, `/1.0/operations` (list, get,
-//! cancel, wait, websocket), `/1.0/instances` (list with recursion 0/1/2, `filter`,
-//! `all-projects`; create), `/1.0/instances/<name>` (get, put, patch, rename, delete), `state`,
-//! `exec` (websocket mode and plain), `console` (log), `snapshots`, `/1.0/images` and aliases
-//! (read, delete), `/1.0/profiles`, `/1.0/projects`, `/1.0/storage-pools` (read). Everything
-//! else answers 404 like an unknown endpoint.
+//! The endpoints served (server, events, operations, instances with exec/files/console/
+//! snapshots/backups/metadata, images and aliases, profiles, projects, storage pools and
+//! volumes, networks, warnings, resources) and their limits are listed in `docs/daemon.md`;
+//! anything else answers 404 like an unknown endpoint.
+//!
+//! [`local`] serves the same router in-process, without a socket, for programs that embed the
+//! engine (the Python module's `incus.Host`), with the daemon's event filter and housekeeping.
 
 mod encoding;
 pub mod local;

@@ -231,7 +231,7 @@ impl Backend {
         }
     }
 
-    /// Whether this is the embedded engine on `path` (compared as given).
+    /// The embedded engine's state directory; `None` for a daemon's socket.
     pub(crate) fn state_dir(&self) -> Option<PathBuf> {
         match &self.transport {
             Transport::Remote(_) => None,
@@ -290,33 +290,15 @@ impl Backend {
     }
 
     /// Waits for an operation (id or URL) to end; a failed or cancelled one is an error.
+    /// Returns the operation as the server sent it.
     pub(crate) async fn wait_operation(&self, op: &str) -> Result<serde_json::Value> {
-        match &self.transport {
-            Transport::Remote(c) => {
-                let op = c.wait_operation(op).await?;
-                serde_json::to_value(op).map_err(|e| Error::internal(e.to_string()))
-            }
-            Transport::Embedded(_) => {
-                let id = op.rsplit('/').next().unwrap_or(op);
-                let id = id.split('?').next().unwrap_or(id);
-                let path = format!(
-                    "/1.0/operations/{}/wait?timeout=-1",
-                    incus_client::escape(id)
-                );
-                let r = self.request("GET", &path, None, None).await?;
-                let status = r.raw.metadata.get("status").and_then(|s| s.as_str());
-                if let Some(s @ ("Failure" | "Cancelled")) = status {
-                    let err = r.raw.metadata.get("err").and_then(|e| e.as_str());
-                    let kind = if s == "Cancelled" {
-                        incus_core::error::ErrorKind::Cancelled
-                    } else {
-                        incus_core::error::ErrorKind::Internal
-                    };
-                    return Err(Error::new(kind, err.unwrap_or(s).to_string()));
-                }
-                Ok(r.raw.metadata)
-            }
-        }
+        let r = self
+            .request("GET", &incus_client::operation_wait_path(op), None, None)
+            .await?;
+        let parsed: api::Operation = serde_json::from_value(r.raw.metadata.clone())
+            .map_err(|e| Error::internal(format!("Unexpected operation: {e}")))?;
+        incus_client::operation_outcome(parsed)?;
+        Ok(r.raw.metadata)
     }
 
     /// Starts a command in instance `name`.

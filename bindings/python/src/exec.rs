@@ -46,14 +46,26 @@ fn pump(r: Option<BoxReader>, fd: u8, tx: mpsc::Sender<Chunk>) {
 }
 
 impl ExecSession {
-    /// Starts pumping the command's output (must run inside the runtime).
-    pub(crate) fn start(h: ExecHandle) -> ExecSession {
+    /// Starts pumping the command's output (must run inside the runtime). With `input`, that
+    /// is fed to standard input in the background, which is then closed: a command that
+    /// writes while it reads cannot block on output nobody reads yet.
+    pub(crate) fn start(h: ExecHandle, input: Option<Vec<u8>>) -> ExecSession {
         let (tx, rx) = mpsc::channel(8);
         pump(h.stdout, 1, tx.clone());
         pump(h.stderr, 2, tx);
+        let mut stdin = h.stdin;
+        if let Some(data) = input {
+            let w = stdin.take();
+            tokio::spawn(async move {
+                if let Some(mut w) = w {
+                    let _ = w.write_all(&data).await;
+                    let _ = w.shutdown().await;
+                }
+            });
+        }
         ExecSession {
             shared: Arc::new(Shared {
-                stdin: Mutex::new(h.stdin),
+                stdin: Mutex::new(stdin),
                 output: Mutex::new(rx),
                 status: Mutex::new(Some(h.status)),
                 code: std::sync::OnceLock::new(),

@@ -253,9 +253,14 @@ async fn run_exec(
     Ok((code, Bytes(out), Bytes(err)))
 }
 
-async fn start_exec(b: Backend, name: String, spec: ExecSpec) -> Result<exec::ExecSession, Error> {
+async fn start_exec(
+    b: Backend,
+    name: String,
+    spec: ExecSpec,
+    stdin: Option<Vec<u8>>,
+) -> Result<exec::ExecSession, Error> {
     let h = b.exec(&name, spec).await?;
-    Ok(exec::ExecSession::start(h))
+    Ok(exec::ExecSession::start(h, stdin))
 }
 
 /// A connection to an engine: a daemon on its unix socket, or one embedded in this process.
@@ -477,24 +482,29 @@ impl Connection {
     }
 
     /// Starts a command (`args` as for `exec`) and returns its streams as an
-    /// [`exec::ExecSession`].
+    /// [`exec::ExecSession`]. With `stdin`, that is fed in the background and standard
+    /// input then closed; without, the session's `write` feeds it.
+    #[pyo3(signature = (name, args, stdin=None))]
     fn exec_stream(
         &self,
         py: Python<'_>,
         name: String,
         args: ExecArgs,
+        stdin: Option<Vec<u8>>,
     ) -> PyResult<exec::ExecSession> {
-        block(py, start_exec(self.b()?, name, args.spec()?))
+        block(py, start_exec(self.b()?, name, args.spec()?, stdin))
     }
 
     /// `exec_stream` as an awaitable.
+    #[pyo3(signature = (name, args, stdin=None))]
     fn exec_stream_async<'py>(
         &self,
         py: Python<'py>,
         name: String,
         args: ExecArgs,
+        stdin: Option<Vec<u8>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        future(py, start_exec(self.b()?, name, args.spec()?))
+        future(py, start_exec(self.b()?, name, args.spec()?, stdin))
     }
 
     /// `events` as an awaitable.

@@ -54,6 +54,13 @@ def test_full_scenario(api, image, tmp_path: Path):
     chunks = []
     r = inst.execute(["sh", "-c", "echo one; echo two >&2"], stdout_handler=chunks.append)
     assert r.exit_code == 0 and "".join(chunks) == "one\n" and r.stderr == "two\n"
+    # stdin fed while output is read: a megabyte through cat cannot block on a full pipe
+    seen = []
+    big = "x" * 1_000_000
+    r = inst.execute(["cat"], stdin=big, stdout_handler=seen.append)
+    assert r.exit_code == 0 and r.stdout == big and "".join(seen) == big
+    fed = inst.exec_stream(["cat"], stdin=b"fed\n")
+    assert b"".join(b for _, b in fed) == b"fed\n" and fed.wait() == 0
     s = inst.exec_stream(["sh", "-c", "read line; echo got $line; echo bye >&2"])
     s.write(b"ping\n")
     got = {1: b"", 2: b""}

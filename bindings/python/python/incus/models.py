@@ -8,6 +8,7 @@ objects and their attributes are the same.
 
 from __future__ import annotations
 
+import json
 import os
 import stat as _stat
 from collections import namedtuple
@@ -214,10 +215,8 @@ class Instance(Renamable):
         if stdout_handler is None and stderr_handler is None:
             code, out, err = yield Call("exec", self.name, args, data)
         else:
-            session = yield Call("exec_stream", self.name, args)
-            if data:
-                yield _SessionCall(session, "write", data)
-            yield _SessionCall(session, "close_stdin")
+            # stdin is fed in the background while the output is read here.
+            session = yield Call("exec_stream", self.name, args, data or b"")
             chunks: dict[int, list[bytes]] = {1: [], 2: []}
             while True:
                 chunk = yield _SessionCall(session, "read", None)
@@ -238,11 +237,14 @@ class Instance(Renamable):
     @api
     def exec_stream(self, commands: list[str], environment: Optional[dict] = None,
                     cwd: Optional[str] = None, user: Optional[int] = None,
-                    group: Optional[int] = None) -> Steps["ExecSession"]:
+                    group: Optional[int] = None,
+                    stdin: Union[bytes, str, None] = None) -> Steps["ExecSession"]:
         """Starts a command and returns an :class:`ExecSession` to stream its input and
-        output while it runs."""
+        output while it runs. With ``stdin``, that is fed in the background and standard
+        input then closed; without, write it with the session's ``write``."""
         args = _exec_args(list(commands), environment, cwd, user, group)
-        s = yield Call("exec_stream", self.name, args)
+        data = stdin.encode() if isinstance(stdin, str) else stdin
+        s = yield Call("exec_stream", self.name, args, data)
         return ExecSession(s, self._client._aio)
 
     @api
@@ -458,8 +460,6 @@ class FileManager:
         status, headers, body = yield Call("raw", "GET", self._path(path))
         if headers.get("x-incus-type") != "directory":
             raise NotADirectoryError(path)
-        import json
-
         return list(json.loads(body)["metadata"] or [])
 
     @api
@@ -543,8 +543,6 @@ class FileManager:
         yield from self._get_dir(src, Path(dst))
 
     def _get_dir(self, src: str, dst: Path) -> Steps[None]:
-        import json
-
         status, headers, body = yield Call("raw", "GET", self._path(src))
         kind = headers.get("x-incus-type", "file")
         mode = int(headers.get("x-incus-mode", "0"), 8) if headers.get("x-incus-mode") else None
@@ -679,8 +677,6 @@ class ImageManager(Manager):
         return (yield from self._wait_upload(answer, aliases))
 
     def _wait_upload(self, answer: bytes, aliases: Iterable[str]) -> Steps[Image]:
-        import json
-
         env = json.loads(answer)
         if env.get("type") == "async":
             op = yield Call("wait_operation", env["operation"])
