@@ -5,9 +5,11 @@
 //! engine embedded in the Python process), with four kinds of call: JSON requests, raw
 //! requests, exec and events; each has a blocking form (which releases the GIL while Rust
 //! works) and an `_async` form returning an asyncio awaitable. Both forms run on one tokio
-//! runtime, pyo3-async-runtimes' own. The object API users see (`Client`, `Host`,
+//! runtime, the module's own; asyncio futures are completed on the event loop's thread, never
+//! from tokio's (see `aio`). The object API users see (`Client`, `Host`,
 //! `instances`, ...) is the pure-Python layer in `python/incus/`.
 
+mod aio;
 mod backend;
 mod exec;
 
@@ -98,11 +100,11 @@ fn block<T: Send>(
     py: Python<'_>,
     f: impl std::future::Future<Output = Result<T, Error>> + Send,
 ) -> PyResult<T> {
-    let rt = pyo3_async_runtimes::tokio::get_runtime();
+    let rt = aio::runtime()?;
     py.detach(|| rt.block_on(f)).map_err(py_err)
 }
 
-/// Runs `f` on the shared runtime as an asyncio awaitable.
+/// Runs `f` on the shared runtime as an asyncio awaitable (see [`aio`]).
 fn future<'py, T>(
     py: Python<'py>,
     f: impl std::future::Future<Output = Result<T, Error>> + Send + 'static,
@@ -110,7 +112,10 @@ fn future<'py, T>(
 where
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
-    pyo3_async_runtimes::tokio::future_into_py(py, async move { f.await.map_err(py_err) })
+    aio::spawn(py, f, |py, r| match r {
+        Ok(v) => Ok(pyo3::IntoPyObjectExt::into_py_any(v, py)?),
+        Err(e) => Err(py_err(e)),
+    })
 }
 
 /// A JSON value handed to Python as dicts, lists, strings and numbers.

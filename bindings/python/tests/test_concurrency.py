@@ -33,6 +33,11 @@ async def many_instances(c, image, n: int = 4) -> None:
     async for fd, b in s:
         out += b
     assert out == b"async stdin" and await s.wait_async() == 0
+    # A call cancelled while the engine works (here by a timeout) raises at once and leaves
+    # the loop and the client usable.
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(insts[0].execute(["sleep", "30"]), 0.3)
+    assert (await insts[1].execute(["echo", "after"])).stdout == "after\n"
     await asyncio.gather(*(i.stop(force=True) for i in insts))
     await asyncio.gather(*(i.delete() for i in insts))
     assert await c.instances.all() == []
