@@ -272,6 +272,33 @@ fn scaled(bytes: u64, base: u64, units: &[&str]) -> String {
     format!("{v:.2}{}", units[i])
 }
 
+/// Parses a listen address as `core.https_address` takes it: `host:port`, `[v6]:port`,
+/// `:port` (every address), or a host alone (`default_port`). Returns `ip:port` to bind.
+pub fn parse_listen_address(s: &str, default_port: u16) -> Result<std::net::SocketAddr> {
+    use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+    let bad = |why: &str| Error::invalid(format!("Invalid listen address {s:?}: {why}"));
+    let s = s.trim();
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if let Ok(ip) = s
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
+        return Ok(SocketAddr::new(ip, default_port));
+    }
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad("bad port"))?),
+        None => (s, default_port),
+    };
+    match host {
+        "" | "[::]" | "::" => Ok(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port)),
+        "localhost" => Ok(SocketAddr::new(IpAddr::from([127, 0, 0, 1]), port)),
+        _ => Err(bad("use an IP address (and port)")),
+    }
+}
+
 /// Parses an Incus expiry (`snapshots.expiry`): space-separated `<n><unit>` terms with units
 /// `M` (minutes), `H` (hours), `d`, `w`, `m` (months) and `y`.
 pub fn parse_expiry(s: &str) -> Result<chrono::Duration> {
@@ -549,6 +576,20 @@ pub fn validate_entity_name(what: &str, name: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listen_addresses_as_incus_takes_them() {
+        let p = |s| parse_listen_address(s, 8443).map(|a| a.to_string());
+        assert_eq!(p("127.0.0.1:9000").unwrap(), "127.0.0.1:9000");
+        assert_eq!(p("127.0.0.1").unwrap(), "127.0.0.1:8443");
+        assert_eq!(p(":8443").unwrap(), "[::]:8443");
+        assert_eq!(p("[::1]:7000").unwrap(), "[::1]:7000");
+        assert_eq!(p("[::1]").unwrap(), "[::1]:8443");
+        assert_eq!(p("::").unwrap(), "[::]:8443");
+        assert!(p("example.com:80").is_err());
+        assert!(p("127.0.0.1:99999").is_err());
+        assert!(p("not an address").is_err());
+    }
 
     #[test]
     fn snapshot_names_and_schedules() {

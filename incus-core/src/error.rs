@@ -77,6 +77,16 @@ impl Error {
         Error::new(ErrorKind::Busy, message)
     }
 
+    /// 403.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Forbidden, message)
+    }
+
+    /// The work was cancelled (400 when it reaches a caller directly).
+    pub fn cancelled(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Cancelled, message)
+    }
+
     /// 501.
     pub fn unsupported(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::Unsupported, message)

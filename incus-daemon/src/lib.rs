@@ -1,7 +1,8 @@
 //! # incus-daemon
 //!
 //! `incusd`: serves the `incus_core::host::Host` engine over the Incus REST API 1.0 on a unix
-//! socket. Routes are thin: each parses its input, calls one `Host` method and renders the
+//! socket and, when `core.https_address` is set, over HTTPS with TLS client certificates
+//! checked against the trust store ([`https`], [`tls`], [`auth`]). Routes are thin: each parses its input, calls one `Host` method and renders the
 //! Incus envelope. The websocket plumbing (events, exec streams) lives here.
 //!
 //! The endpoints served (server, events, operations, instances with exec/files/console/
@@ -12,10 +13,13 @@
 //! [`local`] serves the same router in-process, without a socket, for programs that embed the
 //! engine (the Python module's `incus.Host`), with the daemon's event filter and housekeeping.
 
+pub mod auth;
 mod encoding;
+pub mod https;
 pub mod local;
 pub mod response;
 mod routes;
+pub mod tls;
 
 use axum::Router;
 use incus_core::host::Host;
@@ -29,6 +33,8 @@ pub struct Daemon {
     pub host: Host,
     /// Websocket sessions of running websocket operations, by operation id.
     pub(crate) sessions: Mutex<HashMap<String, Arc<routes::exec::Session>>>,
+    /// The HTTPS listener and the server certificate.
+    pub(crate) https: https::Https,
 }
 
 impl Daemon {
@@ -37,13 +43,34 @@ impl Daemon {
         Arc::new(Daemon {
             host,
             sessions: Mutex::new(HashMap::new()),
+            https: Default::default(),
         })
+    }
+
+    /// Lets this daemon listen for HTTPS: from now on `core.https_address` is honoured (at
+    /// once, and whenever it changes). `incusd` calls this; an embedded engine does not, and
+    /// then only stores the key.
+    pub async fn enable_https(self: &Arc<Self>) -> incus_core::error::Result<()> {
+        self.https
+            .enabled
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let address = self
+            .host
+            .server_config()?
+            .get("core.https_address")
+            .cloned()
+            .unwrap_or_default();
+        https::set_https_address(self, &address).await
     }
 }
 
 /// The API router.
 pub fn router(daemon: Arc<Daemon>) -> Router {
     routes::router()
+        .layer(axum::middleware::from_fn_with_state(
+            daemon.clone(),
+            auth::authorize,
+        ))
         .with_state(daemon)
         .layer(axum::middleware::from_fn(encoding::decode))
         .layer(axum::middleware::map_response(response::envelope_errors))

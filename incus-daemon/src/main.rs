@@ -1,4 +1,5 @@
-//! `incusd`: serves the embedded engine over the Incus REST API on a unix socket.
+//! `incusd`: serves the embedded engine over the Incus REST API on a unix socket, and over
+//! HTTPS when `core.https_address` is set (`incus config set core.https_address :8443`).
 //!
 //! `incusd [--dir PATH] [--group GROUP]` (default `$INCUS_DIR`, else `/var/lib/incus`; the
 //! socket is mode 0660, owned by GROUP when given, as `incusd --group` does). SIGTERM and SIGINT
@@ -97,6 +98,10 @@ async fn run(dir: String, group: Option<String>) -> Result<(), Box<dyn std::erro
     // Housekeeping once a minute (scheduled snapshots, expiry), as Incus.
     incus_daemon::local::spawn_housekeeping(host.clone(), |e| eprintln!("incusd: {e}"));
     let daemon = incus_daemon::Daemon::new(host.clone());
+    // HTTPS on `core.https_address` when set; a failure to listen is reported, not fatal.
+    if let Err(e) = daemon.enable_https().await {
+        eprintln!("incusd: HTTPS: {e}");
+    }
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut power = signal(SignalKind::from_raw(

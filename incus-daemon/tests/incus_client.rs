@@ -8,51 +8,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-struct Daemon {
-    child: Child,
-    dir: tempfile::TempDir,
-    conf: tempfile::TempDir,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // Stop the daemon (ours, by pid), then force-stop every container it left running.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        common::stop_leftover_containers(self.dir.path(), &[]);
-    }
-}
-
-fn spawn_incusd(dir: &Path) -> Child {
-    let _ = std::fs::remove_file(dir.join("unix.socket"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_incusd"))
-        .arg("--dir")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start incusd");
-    for _ in 0..400 {
-        if dir.join("unix.socket").exists() {
-            return child;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("incusd did not create its socket");
-}
+use common::{Daemon, spawn_incusd};
 
 impl Daemon {
-    fn start() -> Daemon {
-        let dir = tempfile::Builder::new()
-            .prefix("incusd-test-")
-            .tempdir()
-            .expect("tempdir");
-        let conf = tempfile::tempdir().expect("tempdir");
-        let child = spawn_incusd(dir.path());
-        Daemon { child, dir, conf }
-    }
-
     /// A daemon with the busybox image (built for `test`) imported as `busybox`, and the
     /// directory of the built images.
     fn with_busybox(test: &str) -> (Daemon, PathBuf) {
@@ -422,31 +380,6 @@ fn real_incus_client_scenario() {
     let _ = std::fs::remove_dir_all(&images);
 }
 
-/// One raw HTTP/1.1 request on the unix socket; returns (status, JSON body).
-fn request(socket: &Path, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
-    use std::io::{Read, Write};
-    let mut s = std::os::unix::net::UnixStream::connect(socket).expect("connect");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: incus\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("write");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read");
-    let text = String::from_utf8_lossy(&raw);
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status line");
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
-    (
-        status,
-        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
-    )
-}
-
 #[test]
 fn bad_requests_get_clear_errors_and_change_nothing() {
     if std::env::var("INCUS_TEST_PRIVILEGED").as_deref() != Ok("1") {
@@ -457,7 +390,7 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     }
     let d = Daemon::start();
     let sock = d.dir.path().join("unix.socket");
-    let (code, body) = request(&sock, "GET", "/1.0", "");
+    let (code, body) = common::unix_request(&sock, "GET", "/1.0", "");
     assert_eq!(code, 200);
     assert_eq!(body["type"], "sync");
 
@@ -480,7 +413,10 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
         &gz(br#"{"name":"gzipped","config":{}}"#),
     );
     assert_eq!(code, 200);
-    assert_eq!(request(&sock, "GET", "/1.0/profiles/gzipped", "").0, 200);
+    assert_eq!(
+        common::unix_request(&sock, "GET", "/1.0/profiles/gzipped", "").0,
+        200
+    );
     let bomb = gz(&vec![b' '; 64 << 20]);
     assert!(bomb.len() < 1 << 20);
     let (code, _, text) = request_raw(&sock, "POST", "/1.0/profiles", &gzip, &bomb);
@@ -511,7 +447,10 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     };
     let answer = chunked(&[b"{\"name\":\"chun", b"ked\",\"config\":", b"{}}"]);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert_eq!(request(&sock, "GET", "/1.0/profiles/chunked", "").0, 200);
+    assert_eq!(
+        common::unix_request(&sock, "GET", "/1.0/profiles/chunked", "").0,
+        200
+    );
     let big = vec![b' '; 1 << 20];
     let many: Vec<&[u8]> = std::iter::repeat_n(big.as_slice(), 64).collect();
     let answer = chunked(&many);
@@ -578,7 +517,7 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
         ),
     ];
     for (method, path, body, want, msg) in cases {
-        let (code, resp) = request(&sock, method, path, body);
+        let (code, resp) = common::unix_request(&sock, method, path, body);
         assert_eq!(code, want, "{method} {path}: {resp}");
         assert_eq!(resp["type"], "error", "{method} {path}");
         assert_eq!(resp["error_code"], want);
@@ -588,7 +527,7 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
         );
     }
     // Nothing was created.
-    let (_, list) = request(&sock, "GET", "/1.0/instances", "");
+    let (_, list) = common::unix_request(&sock, "GET", "/1.0/instances", "");
     assert_eq!(list["metadata"], serde_json::json!([]));
     assert_eq!(
         std::fs::read_dir(d.dir.path().join("storage-pools/default/containers"))
@@ -597,7 +536,7 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
         0
     );
     // An empty instance is created through an operation with a Location header.
-    let (code, op) = request(
+    let (code, op) = common::unix_request(
         &sock,
         "POST",
         "/1.0/instances",
@@ -606,7 +545,7 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     assert_eq!(code, 202);
     assert_eq!(op["type"], "async");
     let id = op["metadata"]["id"].as_str().expect("op id").to_string();
-    let (code, done) = request(
+    let (code, done) = common::unix_request(
         &sock,
         "GET",
         &format!("/1.0/operations/{id}/wait?timeout=30"),
@@ -614,14 +553,14 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     );
     assert_eq!(code, 200);
     assert_eq!(done["metadata"]["status"], "Success", "{done}");
-    let (code, _) = request(
+    let (code, _) = common::unix_request(
         &sock,
         "POST",
         "/1.0/instances",
         r#"{"name":"empty1","source":{"type":"none"}}"#,
     );
     assert_eq!(code, 409, "duplicate name");
-    let (code, _) = request(&sock, "DELETE", "/1.0/instances/empty1", "");
+    let (code, _) = common::unix_request(&sock, "DELETE", "/1.0/instances/empty1", "");
     assert_eq!(code, 202);
 }
 
@@ -809,7 +748,7 @@ fn files_api_as_the_lxd_client_uses_it() {
     let sock = d.dir.path().join("unix.socket");
 
     // exec with record-output: stdout and stderr land in log files the operation names.
-    let (code, body) = request(
+    let (code, body) = common::unix_request(
         &sock,
         "POST",
         "/1.0/instances/c1/exec",
@@ -817,7 +756,7 @@ fn files_api_as_the_lxd_client_uses_it() {
     );
     assert_eq!(code, 202, "{body}");
     let id = body["metadata"]["id"].as_str().expect("op id").to_string();
-    let (_, done) = request(&sock, "GET", &format!("/1.0/operations/{id}/wait"), "");
+    let (_, done) = common::unix_request(&sock, "GET", &format!("/1.0/operations/{id}/wait"), "");
     let meta = &done["metadata"]["metadata"];
     assert_eq!(meta["return"], 5, "{done}");
     let out_url = meta["output"]["1"]
@@ -831,12 +770,12 @@ fn files_api_as_the_lxd_client_uses_it() {
     assert!(out_url.starts_with("/1.0/instances/c1/logs/exec-output/exec_"));
     assert_eq!(request_raw(&sock, "GET", &out_url, &[], b"").2, b"to-out\n");
     assert_eq!(request_raw(&sock, "GET", &err_url, &[], b"").2, b"to-err\n");
-    let (_, listed) = request(&sock, "GET", "/1.0/instances/c1/logs/exec-output", "");
+    let (_, listed) = common::unix_request(&sock, "GET", "/1.0/instances/c1/logs/exec-output", "");
     assert_eq!(listed["metadata"].as_array().map(Vec::len), Some(2));
-    assert_eq!(request(&sock, "DELETE", &out_url, "").0, 200);
-    assert_eq!(request(&sock, "GET", &out_url, "").0, 404);
+    assert_eq!(common::unix_request(&sock, "DELETE", &out_url, "").0, 200);
+    assert_eq!(common::unix_request(&sock, "GET", &out_url, "").0, 404);
     assert_eq!(
-        request(
+        common::unix_request(
             &sock,
             "GET",
             "/1.0/instances/c1/logs/exec-output/..%2F..%2Flxc.conf",
@@ -1274,7 +1213,7 @@ fn kill_9_during_operations() {
     let mounts_before = mounts_under(d.dir.path());
 
     // A running operation (a long exec), and a launch that is still unpacking.
-    let (status, body) = request(
+    let (status, body) = common::unix_request(
         &sock,
         "POST",
         "/1.0/instances/c1/exec",
@@ -1285,14 +1224,14 @@ fn kill_9_during_operations() {
         .as_str()
         .expect("operation id")
         .to_string();
-    let (_, o) = request(&sock, "GET", &format!("/1.0/operations/{op}"), "");
+    let (_, o) = common::unix_request(&sock, "GET", &format!("/1.0/operations/{op}"), "");
     assert_eq!(o["metadata"]["status"], "Running");
     d.signal_and_restart(nix::sys::signal::Signal::SIGKILL);
 
     // The lost operation is not reported as running.
-    let (status, _) = request(&sock, "GET", &format!("/1.0/operations/{op}"), "");
+    let (status, _) = common::unix_request(&sock, "GET", &format!("/1.0/operations/{op}"), "");
     assert_eq!(status, 404);
-    let (_, ops) = request(&sock, "GET", "/1.0/operations?recursion=1", "");
+    let (_, ops) = common::unix_request(&sock, "GET", "/1.0/operations?recursion=1", "");
     assert!(
         ops["metadata"]["running"]
             .as_array()
@@ -1310,7 +1249,7 @@ fn kill_9_during_operations() {
     // instance is absent, or present in a state that tells the truth and can be deleted.
     let mut seen = Vec::new();
     for delay in (0..=240).step_by(20) {
-        let (status, _) = request(
+        let (status, _) = common::unix_request(
             &sock,
             "POST",
             "/1.0/instances",
@@ -1564,7 +1503,7 @@ fn console_and_progress_on_a_terminal() {
         let mut con = OnPty::spawn(program, &["console", "c1"], &d);
         con.expect("To detach from the console, press: <ctrl>+a q");
         // The console is held: a second attach is refused, and nothing is left running.
-        let (status, body) = request(&sock, "POST", "/1.0/instances/c1/console", "{}");
+        let (status, body) = common::unix_request(&sock, "POST", "/1.0/instances/c1/console", "{}");
         assert!(
             (400..500).contains(&status),
             "{who}: second attach gave {status} {body}"
@@ -1618,18 +1557,18 @@ fn console_and_progress_on_a_terminal() {
     assert!(con.wait().success());
     assert!(reader.join().expect("reader").status.success());
     // Bad requests and the log.
-    let (status, body) = request(
+    let (status, body) = common::unix_request(
         &sock,
         "POST",
         "/1.0/instances/c1/console",
         r#"{"type":"vga"}"#,
     );
     assert_eq!(status, 400, "{body}");
-    let (status, _) = request(&sock, "DELETE", "/1.0/instances/c1/console", "");
+    let (status, _) = common::unix_request(&sock, "DELETE", "/1.0/instances/c1/console", "");
     assert_eq!(status, 200);
     assert_eq!(d.ok(&["console", "c1", "--show-log"]).trim(), "");
     d.ok(&["stop", "-f", "c1"]);
-    let (status, body) = request(&sock, "POST", "/1.0/instances/c1/console", "{}");
+    let (status, body) = common::unix_request(&sock, "POST", "/1.0/instances/c1/console", "{}");
     assert!((400..500).contains(&status), "{status} {body}");
     d.ok(&["delete", "c1"]);
     let _ = std::fs::remove_dir_all(&images);
@@ -1963,7 +1902,7 @@ fn custom_volumes_with_the_real_client() {
     let mut d = d;
     d.ok(&["storage", "volume", "create", "default", "ex"]);
     let sock = d.dir.path().join("unix.socket");
-    let (code, _) = request(
+    let (code, _) = common::unix_request(
         &sock,
         "POST",
         "/1.0/storage-pools/default/volumes/custom/ex/snapshots",

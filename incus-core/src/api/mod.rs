@@ -6,6 +6,7 @@
 //! real clients omit many of them. This module has no platform-specific code: it builds on
 //! Linux, macOS and Windows.
 
+mod certificate;
 mod event;
 mod image;
 mod instance;
@@ -15,6 +16,7 @@ mod response;
 mod server;
 mod storage;
 
+pub use certificate::*;
 pub use event::*;
 pub use image::*;
 pub use instance::*;

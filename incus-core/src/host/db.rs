@@ -35,6 +35,8 @@ pub enum Table {
     VolumeSnapshots,
     /// Managed networks (project column unused).
     Networks,
+    /// Trusted client certificates by fingerprint (project column unused).
+    Certificates,
 }
 
 impl Table {
@@ -50,6 +52,7 @@ impl Table {
             Table::Volumes => "volumes",
             Table::VolumeSnapshots => "volume_snapshots",
             Table::Networks => "networks",
+            Table::Certificates => "certificates",
         }
     }
 }
@@ -70,6 +73,8 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE volume_snapshots (project TEXT NOT NULL, name TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (project, name));",
     // 3: managed networks.
     "CREATE TABLE networks (project TEXT NOT NULL, name TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (project, name));",
+    // 4: the trust store.
+    "CREATE TABLE certificates (project TEXT NOT NULL, name TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (project, name));",
 ];
 
 /// The database handle.

@@ -28,6 +28,7 @@ mod sftp;
 mod state;
 mod tasks;
 mod templates;
+pub mod trust;
 mod volume_backups;
 mod volumes;
 
@@ -94,6 +95,7 @@ pub(crate) struct Inner {
     pub(crate) idmap: IdShift,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) image_lock: tokio::sync::Mutex<()>,
+    pub(crate) trust: trust::Trust,
 }
 
 /// The engine handle. Cheap to clone; all clones share one engine.
@@ -210,11 +212,13 @@ impl Host {
             idmap,
             locks: Mutex::new(HashMap::new()),
             image_lock: tokio::sync::Mutex::new(()),
+            trust: Default::default(),
         };
         let host = Host {
             inner: Arc::new(inner),
         };
         host.seed_defaults(config.default_dir_pool).await?;
+        host.load_trust()?;
         for (_, pool) in host
             .inner
             .db
@@ -346,13 +350,25 @@ impl Host {
         self.inner.db.server_config()
     }
 
-    /// Replaces the server config. Only `user.*` keys are known to this engine so far.
+    /// Replaces the server config. Keys known: `user.*`, `core.https_address` (where the
+    /// daemon listens for HTTPS; the engine only stores it) and `core.remote_token_expiry`.
     pub fn update_server_config(&self, config: ConfigMap) -> Result<()> {
-        for k in config.keys() {
-            if !k.starts_with("user.") {
-                return Err(Error::invalid(format!(
-                    "Unknown server configuration key: {k}"
-                )));
+        for (k, v) in &config {
+            match k.as_str() {
+                k if k.starts_with("user.") => {}
+                "core.https_address" => {
+                    if !v.is_empty() {
+                        crate::config::parse_listen_address(v, 8443)?;
+                    }
+                }
+                trust::TOKEN_EXPIRY_KEY => {
+                    crate::config::parse_expiry(v)?;
+                }
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "Unknown server configuration key: {k}"
+                    )));
+                }
             }
         }
         self.inner.db.set_server_config(&config)?;

@@ -33,8 +33,10 @@ pub(crate) struct Session {
 impl Session {
     /// A session for the streams `fds`, and the metadata that hands their secrets out.
     pub(crate) fn new(fds: &[&str]) -> (Arc<Session>, serde_json::Map<String, serde_json::Value>) {
-        let secrets: BTreeMap<String, String> =
-            fds.iter().map(|f| (f.to_string(), secret())).collect();
+        let secrets: BTreeMap<String, String> = fds
+            .iter()
+            .map(|f| (f.to_string(), incus_core::host::trust::random_secret()))
+            .collect();
         let metadata =
             serde_json::Map::from_iter([("fds".to_string(), serde_json::json!(secrets))]);
         let session = Arc::new(Session {
@@ -95,23 +97,6 @@ impl Session {
             arrived.await;
         }
     }
-}
-
-fn secret() -> String {
-    format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    )
-}
-
-/// Compares secrets in constant time.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }
 
 pub(crate) async fn exec(st: St, q: Q, Path(name): Path<String>, body: Bytes) -> ApiResult {
@@ -226,7 +211,7 @@ pub(crate) async fn websocket(
     let Some(fd) = session
         .secrets
         .iter()
-        .find(|(_, s)| same(s, &given))
+        .find(|(_, s)| incus_core::host::trust::secrets_equal(s, &given))
         .map(|(f, _)| f.clone())
     else {
         return ApiError(Error::new(

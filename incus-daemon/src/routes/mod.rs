@@ -1,5 +1,6 @@
 //! Route table and the small helpers every handler shares.
 
+mod certificates;
 mod console;
 pub(crate) mod exec;
 mod files;
@@ -150,6 +151,17 @@ pub(crate) fn router() -> Router<Arc<Daemon>> {
         .route(
             "/1.0",
             get(server::get).put(server::put).patch(server::patch),
+        )
+        .route(
+            "/1.0/certificates",
+            get(certificates::list).post(certificates::create),
+        )
+        .route(
+            "/1.0/certificates/{fingerprint}",
+            get(certificates::get)
+                .put(certificates::put)
+                .patch(certificates::patch)
+                .delete(certificates::delete),
         )
         .route("/1.0/events", get(operations::events))
         .route("/1.0/operations", get(operations::list))

@@ -1,7 +1,9 @@
 //! `/` and `/1.0`.
 
 use super::{Q, St};
+use crate::auth::Access;
 use crate::response::{ApiError, ApiResult, parse, sync, sync_empty};
+use axum::Extension;
 use axum::body::Bytes;
 use incus_core::api;
 use incus_core::error::Error;
@@ -56,6 +58,12 @@ pub const EXTENSIONS: &[&str] = &[
     "instance_pool_move",
     "network_state",
     "network_leases",
+    "certificate_update",
+    "certificate_project",
+    "certificate_token",
+    "certificate_description",
+    "remote_token_expiry",
+    "auth_user",
 ];
 
 pub(crate) async fn root() -> ApiResult {
@@ -66,24 +74,49 @@ pub(crate) async fn not_found() -> ApiError {
     ApiError(Error::not_found("not found"))
 }
 
-pub(crate) async fn get(st: St, _q: Q) -> ApiResult {
+pub(crate) async fn get(st: St, Extension(access): Extension<Access>, _q: Q) -> ApiResult {
     let host = &st.host;
+    let mut untrusted = api::ServerUntrusted {
+        put: api::ServerPut::default(),
+        api_extensions: EXTENSIONS.iter().map(|s| s.to_string()).collect(),
+        api_status: "stable".into(),
+        api_version: "1.0".into(),
+        auth: "untrusted".into(),
+        public: false,
+        auth_methods: vec!["tls".into()],
+    };
+    if !access.trusted() {
+        // What a stranger may know: the API version and extensions, nothing of the host.
+        return sync(&untrusted);
+    }
+    untrusted.auth = "trusted".into();
+    let mut config = host.server_config()?;
+    if access.projects().is_some() {
+        // Restricted clients do not see the server's configuration.
+        config.clear();
+    }
+    untrusted.put.config = config;
+    let (certificate, certificate_fingerprint, addresses) = match st.https.address().await {
+        Some(addr) => {
+            let cert = st.https.cert(host.state_dir())?;
+            (
+                cert.pem.clone(),
+                cert.fingerprint.clone(),
+                vec![addr.to_string()],
+            )
+        }
+        None => Default::default(),
+    };
+    let (auth_user_name, auth_user_method) = access.user();
     let uname = nix::sys::utsname::uname().map_err(|e| Error::internal(e.to_string()))?;
     let server = api::Server {
-        untrusted: api::ServerUntrusted {
-            put: api::ServerPut {
-                config: host.server_config()?,
-            },
-            api_extensions: EXTENSIONS.iter().map(|s| s.to_string()).collect(),
-            api_status: "stable".into(),
-            api_version: "1.0".into(),
-            auth: "trusted".into(),
-            public: false,
-            auth_methods: vec!["tls".into()],
-        },
-        auth_user_name: "root".into(),
-        auth_user_method: "unix".into(),
+        untrusted,
+        auth_user_name,
+        auth_user_method: auth_user_method.into(),
         environment: api::ServerEnvironment {
+            addresses,
+            certificate,
+            certificate_fingerprint,
             architectures: vec![uname.machine().to_string_lossy().into_owned()],
             driver: "lxc".into(),
             driver_version: incus_core::host::lxc::helper::lxc_version(),
@@ -113,15 +146,38 @@ pub(crate) async fn get(st: St, _q: Q) -> ApiResult {
 
 pub(crate) async fn put(st: St, body: Bytes) -> ApiResult {
     let put: api::ServerPut = parse(&body)?;
-    st.host.update_server_config(put.config)?;
-    sync_empty()
+    write_config(&st, put.config).await
 }
 
 pub(crate) async fn patch(st: St, body: Bytes) -> ApiResult {
     let put: api::ServerPut = parse(&body)?;
     let mut config = st.host.server_config()?;
     config.extend(put.config);
-    st.host.update_server_config(config)?;
+    write_config(&st, config).await
+}
+
+/// Stores the new server config; a changed `core.https_address` is listened on first (so an
+/// address that cannot be bound is refused and nothing changes) when this daemon serves
+/// HTTPS.
+async fn write_config(st: &St, config: api::ConfigMap) -> ApiResult {
+    let key = "core.https_address";
+    let old = st
+        .host
+        .server_config()?
+        .get(key)
+        .cloned()
+        .unwrap_or_default();
+    let new = config.get(key).cloned().unwrap_or_default();
+    let listen = old != new && st.https.enabled.load(std::sync::atomic::Ordering::SeqCst);
+    if listen {
+        crate::https::set_https_address(st, &new).await?;
+    }
+    if let Err(e) = st.host.update_server_config(config) {
+        if listen {
+            let _ = crate::https::set_https_address(st, &old).await;
+        }
+        return Err(e.into());
+    }
     sync_empty()
 }
 

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 /// Runs the `incus` client on the daemon of `dir`, with its own config in `conf`, feeding
 /// `stdin`.
@@ -92,5 +92,88 @@ pub fn stop_leftover_containers(dir: &Path, wrapper: &[&str]) {
             .arg(d.join("lxc.conf"))
             .arg(d.join("lxc.log"))
             .status();
+    }
+}
+
+/// One raw HTTP/1.1 request on the unix socket; returns (status, JSON body).
+pub fn unix_request(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: incus\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let text = String::from_utf8_lossy(&raw);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// `incusd` on a private state directory, with a private client config directory; stopped
+/// (by PID) when dropped, with every container it left running.
+pub struct Daemon {
+    /// The daemon process.
+    pub child: Child,
+    /// Its state directory.
+    pub dir: tempfile::TempDir,
+    /// The client's config directory.
+    pub conf: tempfile::TempDir,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // Stop the daemon (ours, by pid), then force-stop every container it left running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        stop_leftover_containers(self.dir.path(), &[]);
+    }
+}
+
+/// Starts `incusd --dir DIR` and waits for its socket.
+pub fn spawn_incusd(dir: &Path) -> Child {
+    let _ = std::fs::remove_file(dir.join("unix.socket"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_incusd"))
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start incusd");
+    for _ in 0..400 {
+        if dir.join("unix.socket").exists() {
+            return child;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("incusd did not create its socket");
+}
+
+impl Daemon {
+    /// A daemon on a new state directory.
+    pub fn start() -> Daemon {
+        let dir = tempfile::Builder::new()
+            .prefix("incusd-test-")
+            .tempdir()
+            .expect("tempdir");
+        let conf = tempfile::tempdir().expect("tempdir");
+        let child = spawn_incusd(dir.path());
+        Daemon { child, dir, conf }
     }
 }

@@ -1,0 +1,241 @@
+//! The HTTPS listener (`core.https_address`): TLS 1.3 with optional client certificates, the
+//! same router as the unix socket, and the caller's certificate handed to the router as a
+//! [`Peer`] extension for `auth` to decide trust.
+//!
+//! Limits against slow or greedy clients: a TLS handshake must finish within
+//! [`HANDSHAKE_TIMEOUT`], request headers within [`HEADER_TIMEOUT`] and fit in
+//! [`MAX_HEADER_BYTES`]; at most [`MAX_CONNECTIONS`] connections are served at once and at
+//! most [`MAX_PER_CLIENT`] from one IP address (further ones are closed at once).
+
+use crate::Daemon;
+use crate::tls::ServerCert;
+use incus_core::error::{Error, Result};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+/// Time allowed for a TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed for a request's headers to arrive.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest request head (request line and headers) accepted.
+pub const MAX_HEADER_BYTES: usize = 64 << 10;
+/// Connections served at once.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// Connections served at once from one client address.
+pub const MAX_PER_CLIENT: usize = 128;
+
+/// Who is on the other end of an HTTPS connection (absent for the unix socket).
+#[derive(Clone, Debug)]
+pub struct Peer {
+    /// The client's address.
+    pub addr: SocketAddr,
+    /// The client certificate (DER), if one was presented.
+    pub certificate: Option<Arc<Vec<u8>>>,
+    /// Its SHA-256 fingerprint.
+    pub fingerprint: Option<String>,
+}
+
+struct Running {
+    addr: SocketAddr,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+/// The daemon's HTTPS side.
+#[derive(Default)]
+pub(crate) struct Https {
+    /// Set by `incusd` (an embedded engine has no network listener).
+    pub(crate) enabled: AtomicBool,
+    cert: OnceLock<Arc<ServerCert>>,
+    running: tokio::sync::Mutex<Option<Running>>,
+}
+
+impl Https {
+    /// The server certificate, loaded (or made) on first use.
+    pub(crate) fn cert(&self, dir: &std::path::Path) -> Result<Arc<ServerCert>> {
+        if let Some(c) = self.cert.get() {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(ServerCert::load_or_create(dir)?);
+        Ok(self.cert.get_or_init(|| c).clone())
+    }
+
+    /// The address being listened on.
+    pub(crate) async fn address(&self) -> Option<SocketAddr> {
+        self.running.lock().await.as_ref().map(|r| r.addr)
+    }
+}
+
+/// Listens for HTTPS on `address` (`core.https_address` syntax; empty stops listening),
+/// replacing the previous listener. The new socket is bound before the old one is closed, so
+/// a bad address leaves things as they were.
+pub async fn set_https_address(daemon: &Arc<Daemon>, address: &str) -> Result<()> {
+    let https = &daemon.https;
+    let mut running = https.running.lock().await;
+    let wanted = if address.trim().is_empty() {
+        None
+    } else {
+        Some(incus_core::config::parse_listen_address(address, 8443)?)
+    };
+    if running.as_ref().map(|r| r.addr) == wanted {
+        return Ok(());
+    }
+    if let Some(addr) = wanted {
+        let same_port = running
+            .as_ref()
+            .is_some_and(|r| r.addr.port() == addr.port());
+        if same_port && let Some(old) = running.take() {
+            // The same port on another address may collide with the old socket.
+            let _ = old.stop.send(true);
+        }
+        let cert = https.cert(daemon.host.state_dir())?;
+        let config = Arc::new(cert.server_config()?);
+        let listener = bind(addr)?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(serve(daemon.clone(), listener, config, stopped));
+        if let Some(old) = running.replace(Running { addr, stop }) {
+            let _ = old.stop.send(true);
+        }
+    } else if let Some(old) = running.take() {
+        let _ = old.stop.send(true);
+    }
+    Ok(())
+}
+
+/// Stops the HTTPS listener, if any.
+pub async fn stop_https(daemon: &Daemon) {
+    if let Some(old) = daemon.https.running.lock().await.take() {
+        let _ = old.stop.send(true);
+    }
+}
+
+fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
+    let fail = |e: std::io::Error| Error::invalid(format!("Cannot listen on {addr}: {e}"));
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    }
+    .map_err(fail)?;
+    socket.set_reuseaddr(true).map_err(fail)?;
+    socket.bind(addr).map_err(fail)?;
+    socket.listen(1024).map_err(fail)
+}
+
+/// Counts connections per client address; the guard gives its place back.
+#[derive(Default)]
+struct PerClient(Mutex<HashMap<IpAddr, usize>>);
+
+struct Slot {
+    table: Arc<PerClient>,
+    ip: IpAddr,
+    _global: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl PerClient {
+    fn take(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        global: tokio::sync::OwnedSemaphorePermit,
+    ) -> Option<Slot> {
+        let mut m = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = m.entry(ip).or_default();
+        if *n >= MAX_PER_CLIENT {
+            return None;
+        }
+        *n += 1;
+        Some(Slot {
+            table: self.clone(),
+            ip,
+            _global: global,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut m = self
+            .table
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
+async fn serve(
+    daemon: Arc<Daemon>,
+    listener: tokio::net::TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let router = crate::router(daemon);
+    let global = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let per_client = Arc::new(PerClient::default());
+    loop {
+        let (stream, addr) = tokio::select! {
+            _ = stopped.changed() => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(_) => {
+                    // Out of descriptors and the like: back off instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = global.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let Some(slot) = per_client.take(addr.ip(), permit) else {
+            drop(stream);
+            continue;
+        };
+        let (acceptor, router, mut stopped) = (acceptor.clone(), router.clone(), stopped.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            let _ = stream.set_nodelay(true);
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => tls,
+                _ => return,
+            };
+            let certificate = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| Arc::new(c.to_vec()));
+            let peer = Peer {
+                addr,
+                fingerprint: certificate
+                    .as_deref()
+                    .map(|d| incus_core::host::trust::fingerprint(d)),
+                certificate,
+            };
+            let svc =
+                hyper_util::service::TowerToHyperService::new(router.layer(axum::Extension(peer)));
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .max_buf_size(MAX_HEADER_BYTES)
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                .with_upgrades();
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stopped.changed() => {}
+            }
+        });
+    }
+}
