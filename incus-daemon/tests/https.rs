@@ -359,6 +359,12 @@ fn https_remote_trust_and_hardening() {
         https(port, Some(me), "GET", "/1.0/certificates", "", "").0,
         403
     );
+    let (_, body) = https(port, Some(me), "GET", "/1.0/projects", "", "");
+    assert_eq!(
+        body["metadata"],
+        serde_json::json!(["/1.0/projects/blue"]),
+        "only its own projects"
+    );
     let (_, body) = https(port, Some(me), "GET", "/1.0", "", "");
     assert_eq!(
         body["metadata"]["config"],

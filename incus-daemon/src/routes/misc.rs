@@ -142,8 +142,16 @@ pub(crate) async fn delete_profile(st: St, q: Q, Path(name): Path<String>) -> Ap
     sync_empty()
 }
 
-pub(crate) async fn projects(st: St, q: Q) -> ApiResult {
-    let list = st.host.list_projects()?;
+pub(crate) async fn projects(
+    st: St,
+    q: Q,
+    axum::Extension(access): axum::Extension<crate::auth::Access>,
+) -> ApiResult {
+    let mut list = st.host.list_projects()?;
+    // A restricted client sees only its own projects.
+    if let Some(allowed) = access.projects() {
+        list.retain(|p| allowed.contains(&p.name));
+    }
     names_or_objects(&q, list, |p| format!("/1.0/projects/{}", p.name))
 }
 
