@@ -41,6 +41,15 @@ pub struct Peer {
 struct Running {
     addr: SocketAddr,
     stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting and waits until the listening socket is closed.
+    async fn halt(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
 }
 
 /// The daemon's HTTPS side.
@@ -88,26 +97,27 @@ pub async fn set_https_address(daemon: &Arc<Daemon>, address: &str) -> Result<()
             .is_some_and(|r| r.addr.port() == addr.port());
         if same_port && let Some(old) = running.take() {
             // The same port on another address may collide with the old socket.
-            let _ = old.stop.send(true);
+            old.halt().await;
         }
         let cert = https.cert(daemon.host.state_dir())?;
         let config = Arc::new(cert.server_config()?);
         let listener = bind(addr)?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(serve(daemon.clone(), listener, config, stopped));
-        if let Some(old) = running.replace(Running { addr, stop }) {
-            let _ = old.stop.send(true);
+        let task = tokio::spawn(serve(daemon.clone(), listener, config, stopped));
+        if let Some(old) = running.replace(Running { addr, stop, task }) {
+            old.halt().await;
         }
     } else if let Some(old) = running.take() {
-        let _ = old.stop.send(true);
+        old.halt().await;
     }
     Ok(())
 }
 
 /// Stops the HTTPS listener, if any.
 pub async fn stop_https(daemon: &Daemon) {
-    if let Some(old) = daemon.https.running.lock().await.take() {
-        let _ = old.stop.send(true);
+    let old = daemon.https.running.lock().await.take();
+    if let Some(old) = old {
+        old.halt().await;
     }
 }
 
