@@ -75,7 +75,7 @@ pub(crate) async fn authorize(
             .as_deref()
             .and_then(|fp| daemon.host.trusted_certificate(fp))
         {
-            Some(cert) if cert.put.kind == "client" => Access::Trusted(Arc::new(cert)),
+            Some(cert) if cert.put.kind == "client" => Access::Trusted(cert),
             _ => Access::Untrusted(peer.certificate.clone()),
         },
     };

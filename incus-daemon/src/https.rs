@@ -92,19 +92,30 @@ pub async fn set_https_address(daemon: &Arc<Daemon>, address: &str) -> Result<()
         return Ok(());
     }
     if let Some(addr) = wanted {
+        let cert = https.cert(daemon.host.state_dir())?;
+        let config = Arc::new(cert.server_config()?);
+        // The same port on another address may collide with the old socket: that one is
+        // closed first, and listened on again if the new address cannot be bound.
         let same_port = running
             .as_ref()
             .is_some_and(|r| r.addr.port() == addr.port());
+        let mut closed = None;
         if same_port && let Some(old) = running.take() {
-            // The same port on another address may collide with the old socket.
+            closed = Some(old.addr);
             old.halt().await;
         }
-        let cert = https.cert(daemon.host.state_dir())?;
-        let config = Arc::new(cert.server_config()?);
-        let listener = bind(addr)?;
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(serve(daemon.clone(), listener, config, stopped));
-        if let Some(old) = running.replace(Running { addr, stop, task }) {
+        let listener = match bind(addr) {
+            Ok(l) => l,
+            Err(e) => {
+                if let Some(old) = closed
+                    && let Ok(l) = bind(old)
+                {
+                    *running = Some(start(daemon, old, l, config));
+                }
+                return Err(e);
+            }
+        };
+        if let Some(old) = running.replace(start(daemon, addr, listener, config)) {
             old.halt().await;
         }
     } else if let Some(old) = running.take() {
@@ -113,12 +124,46 @@ pub async fn set_https_address(daemon: &Arc<Daemon>, address: &str) -> Result<()
     Ok(())
 }
 
-/// Stops the HTTPS listener, if any.
-pub async fn stop_https(daemon: &Daemon) {
-    let old = daemon.https.running.lock().await.take();
-    if let Some(old) = old {
-        old.halt().await;
+fn start(
+    daemon: &Arc<Daemon>,
+    addr: SocketAddr,
+    listener: tokio::net::TcpListener,
+    config: Arc<rustls::ServerConfig>,
+) -> Running {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(serve(daemon.clone(), listener, config, stopped));
+    Running { addr, stop, task }
+}
+
+/// The addresses a client can reach a listener on `addr` at (`environment.addresses`, and
+/// the addresses in a trust token): `addr` itself, or every address of the host's
+/// interfaces (link-local ones left out, loopback last) when it listens on all of them.
+pub(crate) fn client_addresses(addr: SocketAddr) -> Vec<String> {
+    if !addr.ip().is_unspecified() {
+        return vec![addr.to_string()];
     }
+    let mut out = Vec::new();
+    if let Ok(ifs) = nix::ifaddrs::getifaddrs() {
+        for i in ifs {
+            let Some(a) = i.address else { continue };
+            let ip: IpAddr = if let Some(v4) = a.as_sockaddr_in() {
+                v4.ip().into()
+            } else if let Some(v6) = a.as_sockaddr_in6() {
+                if addr.is_ipv4() || (v6.ip().segments()[0] & 0xffc0) == 0xfe80 {
+                    continue;
+                }
+                v6.ip().into()
+            } else {
+                continue;
+            };
+            let s = SocketAddr::new(ip, addr.port()).to_string();
+            if !out.contains(&s) {
+                out.push(s);
+            }
+        }
+    }
+    out.sort_by_key(|a| a.starts_with("127.") || a.starts_with("[::1]"));
+    out
 }
 
 fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {

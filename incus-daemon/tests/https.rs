@@ -387,6 +387,21 @@ fn https_remote_trust_and_hardening() {
         addr
     );
     drop(busy);
+    // The same port on an address this host does not have (TEST-NET-1): refused, and the
+    // old listener (closed first for the same port) is back.
+    let foreign = format!("192.0.2.1:{port}");
+    assert!(
+        d.local_fails(&["config", "set", "core.https_address", &foreign])
+            .contains("Cannot listen")
+    );
+    assert_eq!(
+        d.local(&["config", "get", "core.https_address"]).trim(),
+        addr
+    );
+    assert_eq!(
+        https(port, Some(desk.path()), "GET", "/1.0/instances", "", "").0,
+        200
+    );
 
     // After a restart the listener comes back with the same certificate, trust kept.
     d.child.kill().expect("kill");

@@ -427,7 +427,7 @@ mod tests {
 
         let slow = ops.spawn("p2", "slow", BTreeMap::new(), true, |ctx| async move {
             ctx.cancelled().await;
-            Err(Error::new(ErrorKind::Cancelled, "cancelled"))
+            Err(Error::cancelled("cancelled"))
         });
         assert_eq!(ops.list(Some("p2")).len(), 1);
         slow.cancel().expect("cancel");

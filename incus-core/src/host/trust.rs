@@ -12,7 +12,7 @@ use super::db::Table;
 use crate::api;
 use crate::error::{Error, Result};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// Server config key: how long certificate add tokens stay valid (Incus expiry syntax,
 /// e.g. `1d 2H`); empty means until used or revoked.
@@ -28,19 +28,19 @@ struct Token {
 /// The in-memory half of the trust store.
 #[derive(Default)]
 pub(crate) struct Trust {
-    certs: RwLock<HashMap<String, api::Certificate>>,
+    certs: RwLock<HashMap<String, Arc<api::Certificate>>>,
     /// Outstanding tokens by operation id.
     tokens: Mutex<HashMap<String, Token>>,
 }
 
 impl Trust {
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, api::Certificate>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<api::Certificate>>> {
         self.certs
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, api::Certificate>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<api::Certificate>>> {
         self.certs
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -142,14 +142,20 @@ impl Host {
             .list::<api::Certificate>(Table::Certificates, Some(""))?;
         *self.inner.trust.write() = certs
             .into_iter()
-            .map(|(_, c)| (c.fingerprint.clone(), c))
+            .map(|(_, c)| (c.fingerprint.clone(), Arc::new(c)))
             .collect();
         Ok(())
     }
 
     /// Every trusted certificate, by name.
     pub fn list_certificates(&self) -> Vec<api::Certificate> {
-        let mut v: Vec<api::Certificate> = self.inner.trust.read().values().cloned().collect();
+        let mut v: Vec<api::Certificate> = self
+            .inner
+            .trust
+            .read()
+            .values()
+            .map(|c| api::Certificate::clone(c))
+            .collect();
         v.sort_by(|a, b| (&a.put.name, &a.fingerprint).cmp(&(&b.put.name, &b.fingerprint)));
         v
     }
@@ -162,7 +168,7 @@ impl Host {
             .values()
             .filter(|c| !fp.is_empty() && c.fingerprint.starts_with(&fp));
         match (found.next(), found.next()) {
-            (Some(c), None) => Ok(c.clone()),
+            (Some(c), None) => Ok(api::Certificate::clone(c)),
             (Some(_), Some(_)) => Err(Error::invalid(format!(
                 "More than one certificate matches {fingerprint:?}"
             ))),
@@ -170,8 +176,9 @@ impl Host {
         }
     }
 
-    /// The trusted certificate with exactly this fingerprint (the per-request check).
-    pub fn trusted_certificate(&self, fingerprint: &str) -> Option<api::Certificate> {
+    /// The trusted certificate with exactly this fingerprint (the per-request check: shared,
+    /// not copied).
+    pub fn trusted_certificate(&self, fingerprint: &str) -> Option<Arc<api::Certificate>> {
         self.inner.trust.read().get(fingerprint).cloned()
     }
 
@@ -215,7 +222,7 @@ impl Host {
         self.inner
             .trust
             .write()
-            .insert(cert.fingerprint.clone(), cert.clone());
+            .insert(cert.fingerprint.clone(), Arc::new(cert.clone()));
         self.inner.events.lifecycle(
             "certificate-created",
             &format!("/1.0/certificates/{}", cert.fingerprint),
@@ -251,7 +258,7 @@ impl Host {
             .db
             .update(Table::Certificates, "", &cert.fingerprint, &cert)?;
         let fp = cert.fingerprint.clone();
-        self.inner.trust.write().insert(fp.clone(), cert);
+        self.inner.trust.write().insert(fp.clone(), Arc::new(cert));
         self.inner.events.lifecycle(
             "certificate-updated",
             &format!("/1.0/certificates/{fp}"),

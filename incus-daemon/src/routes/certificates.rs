@@ -45,9 +45,11 @@ pub(crate) async fn create(st: St, Extension(access): Extension<Access>, body: B
                 )));
             };
             let cert = st.https.cert(st.host.state_dir())?;
-            let op =
-                st.host
-                    .issue_trust_token(req.put, &cert.fingerprint, listen_addresses(addr))?;
+            let op = st.host.issue_trust_token(
+                req.put,
+                &cert.fingerprint,
+                crate::https::client_addresses(addr),
+            )?;
             crate::response::operation(&op)
         }
         _ => {
@@ -61,37 +63,6 @@ pub(crate) async fn create(st: St, Extension(access): Extension<Access>, body: B
             sync_empty()
         }
     }
-}
-
-/// The addresses a client can reach a listener on `addr` at: `addr` itself, or every address
-/// of the host's interfaces (link-local ones left out) when it listens on all of them.
-fn listen_addresses(addr: std::net::SocketAddr) -> Vec<String> {
-    if !addr.ip().is_unspecified() {
-        return vec![addr.to_string()];
-    }
-    let mut out = Vec::new();
-    if let Ok(ifs) = nix::ifaddrs::getifaddrs() {
-        for i in ifs {
-            let Some(a) = i.address else { continue };
-            let ip: std::net::IpAddr = if let Some(v4) = a.as_sockaddr_in() {
-                v4.ip().into()
-            } else if let Some(v6) = a.as_sockaddr_in6() {
-                if addr.is_ipv4() || (v6.ip().segments()[0] & 0xffc0) == 0xfe80 {
-                    continue;
-                }
-                v6.ip().into()
-            } else {
-                continue;
-            };
-            let s = std::net::SocketAddr::new(ip, addr.port()).to_string();
-            if !out.contains(&s) {
-                out.push(s);
-            }
-        }
-    }
-    // Loopback last: a client elsewhere tries the others first.
-    out.sort_by_key(|a| a.starts_with("127.") || a.starts_with("[::1]"));
-    out
 }
 
 pub(crate) async fn get(st: St, Path(fp): Path<String>) -> ApiResult {

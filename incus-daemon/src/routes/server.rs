@@ -102,7 +102,7 @@ pub(crate) async fn get(st: St, Extension(access): Extension<Access>, _q: Q) -> 
             (
                 cert.pem.clone(),
                 cert.fingerprint.clone(),
-                vec![addr.to_string()],
+                crate::https::client_addresses(addr),
             )
         }
         None => Default::default(),
