@@ -504,6 +504,90 @@ pub enum ConfigCmd {
         #[command(subcommand)]
         cmd: DeviceCmd,
     },
+    /// Manage trusted clients.
+    Trust {
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: TrustCmd,
+    },
+}
+
+/// `incus config trust`.
+#[derive(Debug, Subcommand)]
+pub enum TrustCmd {
+    /// Add new trusted client: issues a single-use token for `incus remote add`.
+    Add {
+        /// `[<remote>:]<name>`.
+        name: String,
+        /// Restrict the certificate to one or more projects.
+        #[arg(long)]
+        restricted: bool,
+        /// List of projects to restrict the certificate to (comma-separated).
+        #[arg(long)]
+        projects: Option<String>,
+    },
+    /// Add new trusted client certificate.
+    AddCertificate {
+        /// `[<remote>:]<cert>`: a PEM file.
+        cert: String,
+        /// Alternative certificate name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Certificate type (client or metrics).
+        #[arg(long = "type", default_value = "client")]
+        kind: String,
+        /// Restrict the certificate to one or more projects.
+        #[arg(long)]
+        restricted: bool,
+        /// List of projects to restrict the certificate to (comma-separated).
+        #[arg(long)]
+        projects: Option<String>,
+        /// Certificate description.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List trusted clients.
+    #[command(alias = "ls")]
+    List {
+        /// `[<remote>:]`.
+        remote: Option<String>,
+        /// Format.
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: Format,
+        /// Columns (`n` name, `t` type, `c` common name, `f` fingerprint, `d` description,
+        /// `i` issue date, `e` expiry date, `r` restricted, `p` projects).
+        #[arg(short, long, default_value = "ntdfe")]
+        columns: String,
+    },
+    /// List all active certificate add tokens.
+    ListTokens {
+        /// `[<remote>:]`.
+        remote: Option<String>,
+        /// Format.
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Remove trusted client.
+    #[command(aliases = ["rm", "delete"])]
+    Remove {
+        /// `[<remote>:]<fingerprint>`.
+        fingerprint: String,
+    },
+    /// Revoke certificate add token.
+    RevokeToken {
+        /// `[<remote>:]<name>`.
+        name: String,
+    },
+    /// Show trust configurations.
+    Show {
+        /// `[<remote>:]<fingerprint>`.
+        fingerprint: String,
+    },
+    /// Edit trust configurations as YAML.
+    Edit {
+        /// `[<remote>:]<fingerprint>`.
+        fingerprint: String,
+    },
 }
 
 /// `incus config device` and `incus profile device`.
@@ -1263,26 +1347,62 @@ pub enum RemoteCmd {
         #[arg(short, long, value_enum, default_value = "table")]
         format: Format,
     },
-    /// Add new remote servers (unix sockets: `unix:///path/to/unix.socket`).
+    /// Add new remote servers: `[<remote>] <IP|FQDN|URL|token>` (HTTPS servers, whose
+    /// certificate is pinned, or unix sockets `unix:///path/to/unix.socket`).
     Add {
-        /// Name.
+        /// Name (or, alone, the address; then it names the remote too).
         name: String,
-        /// Address.
-        addr: String,
+        /// Address: `https://host[:port]`, `host[:port]`, `unix:///path`, or a trust token.
+        addr: Option<String>,
+        /// Accept certificate.
+        #[arg(long)]
+        accept_certificate: bool,
+        /// Remote trust token.
+        #[arg(long)]
+        token: Option<String>,
+        /// Public image server.
+        #[arg(long)]
+        public: bool,
+        /// Server protocol (incus).
+        #[arg(long, default_value = "incus")]
+        protocol: String,
+        /// Server authentication type (tls). The project to use for the remote is the
+        /// global `--project`.
+        #[arg(long)]
+        auth_type: Option<String>,
     },
+    /// Generate the client certificate.
+    GenerateCertificate,
     /// Remove remotes.
-    #[command(alias = "rm")]
+    #[command(aliases = ["rm", "delete"])]
     Remove {
         /// Name.
         name: String,
     },
+    /// Rename remotes.
+    #[command(alias = "mv")]
+    Rename {
+        /// Current name.
+        name: String,
+        /// New name.
+        new_name: String,
+    },
     /// Switch the default remote.
+    #[command(alias = "set-default")]
     Switch {
         /// Name.
         name: String,
     },
     /// Show the default remote.
     GetDefault,
+    /// Set the URL for the remote.
+    #[command(alias = "set-urls")]
+    SetUrl {
+        /// Name.
+        name: String,
+        /// New address.
+        url: String,
+    },
 }
 
 /// `incus admin`.
@@ -1299,6 +1419,12 @@ pub enum AdminCmd {
         /// Storage backend to use (`dir`).
         #[arg(long)]
         storage_backend: Option<String>,
+        /// Address to bind to (default: none): sets `core.https_address`.
+        #[arg(long)]
+        network_address: Option<String>,
+        /// Port to bind to (default: 8443).
+        #[arg(long)]
+        network_port: Option<u16>,
     },
     /// Wait for the daemon to be ready to process requests.
     Waitready {

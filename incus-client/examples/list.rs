@@ -15,7 +15,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "{} {} on {}",
         server.environment.server,
         server.environment.server_version,
-        client.socket().display()
+        client.endpoint()
     );
     let instances = client.instances_full(None).await?;
     for i in &instances {

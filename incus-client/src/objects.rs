@@ -445,6 +445,66 @@ impl Client {
         Ok(())
     }
 
+    // ---- trust store ----
+
+    /// The trusted certificates.
+    pub async fn certificates(&self) -> Result<Vec<api::Certificate>> {
+        self.list_all("/1.0/certificates").await
+    }
+
+    /// One trusted certificate (by fingerprint or a unique prefix of it) and its ETag.
+    pub async fn certificate(&self, fingerprint: &str) -> Result<(api::Certificate, String)> {
+        self.get_named("/1.0/certificates", fingerprint).await
+    }
+
+    /// Adds a certificate to the trust store (as an administrator or trusted client).
+    pub async fn add_certificate(&self, req: &api::CertificatesPost) -> Result<()> {
+        self.send("POST", "/1.0/certificates", req, None).await?;
+        Ok(())
+    }
+
+    /// Asks the server to trust this client's own certificate, redeeming a trust token (as
+    /// `incus remote add` does). Works while the client is not trusted yet.
+    pub async fn trust_with_token(&self, token: &str) -> Result<()> {
+        let req = api::CertificatesPost {
+            put: api::CertificatePut {
+                kind: "client".into(),
+                ..Default::default()
+            },
+            trust_token: token.to_string(),
+            token: false,
+        };
+        self.add_certificate(&req).await
+    }
+
+    /// Issues a trust token for a new client (`incus config trust add`): `put` gives its
+    /// name, and whether it is restricted to projects. Returns the token's text.
+    pub async fn issue_trust_token(&self, put: &api::CertificatePut) -> Result<String> {
+        let req = api::CertificatesPost {
+            put: put.clone(),
+            trust_token: String::new(),
+            token: true,
+        };
+        let v = serde_json::to_value(&req).map_err(|e| crate::Error::invalid(e.to_string()))?;
+        let r = self
+            .request("POST", "/1.0/certificates", Some(&v), None)
+            .await?;
+        let op: api::Operation = serde_json::from_value(r.raw.metadata)
+            .map_err(|e| crate::Error::internal(format!("Unexpected token answer: {e}")))?;
+        let meta = op.metadata.unwrap_or_default();
+        Ok(api::CertificateAddToken::from_operation(&put.name, &meta).encode())
+    }
+
+    /// Removes a certificate from the trust store.
+    pub async fn delete_certificate(&self, fingerprint: &str) -> Result<()> {
+        self.send_empty(
+            "DELETE",
+            &format!("/1.0/certificates/{}", escape(fingerprint)),
+        )
+        .await?;
+        Ok(())
+    }
+
     // ---- instance logs, metadata, templates ----
 
     /// The names of an instance's log files.

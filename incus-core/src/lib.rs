@@ -24,6 +24,8 @@ pub mod filter;
 
 #[cfg(all(feature = "host", target_os = "linux"))]
 pub mod host;
+#[cfg(feature = "tls")]
+pub mod tls;
 #[cfg(all(feature = "host", target_os = "linux"))]
 pub mod tree;
 #[cfg(all(feature = "host", target_os = "linux"))]

@@ -35,13 +35,11 @@ impl ServerCert {
     /// Loads `dir/server.crt` and `dir/server.key`, generating them first if absent.
     pub fn load_or_create(dir: &Path) -> Result<ServerCert> {
         let (crt, key) = (dir.join("server.crt"), dir.join("server.key"));
-        if !crt.exists() || !key.exists() {
-            generate(&crt, &key)?;
-        }
-        let pem = std::fs::read_to_string(&crt).map_err(|e| Error::io(crt.display(), e))?;
+        let (pem, key_pem) =
+            incus_core::tls::load_or_create(&crt, &key, incus_core::tls::Usage::Server)?;
         let der = CertificateDer::from_pem_slice(pem.as_bytes())
             .map_err(|e| Error::internal(format!("{}: {e}", crt.display())))?;
-        let key = PrivateKeyDer::from_pem_file(&key)
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
             .map_err(|e| Error::internal(format!("{}: {e}", key.display())))?;
         Ok(ServerCert {
             fingerprint: incus_core::host::trust::fingerprint(&der),
@@ -67,47 +65,6 @@ impl ServerCert {
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(config)
     }
-}
-
-/// Writes a new self-signed ECDSA P-384 certificate (`CN=root@<hostname>`, names: the host
-/// name, `localhost`, 127.0.0.1 and ::1) and its key (mode 0600).
-fn generate(crt: &Path, key: &Path) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let tls = |e: rcgen::Error| Error::internal(format!("generating the server certificate: {e}"));
-    let host = nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".into());
-    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).map_err(tls)?;
-    let mut params =
-        rcgen::CertificateParams::new(vec![host.clone(), "localhost".into()]).map_err(tls)?;
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, format!("root@{host}"));
-    params
-        .distinguished_name
-        .push(rcgen::DnType::OrganizationName, "Linux Containers");
-    for ip in [
-        std::net::IpAddr::from([127, 0, 0, 1]),
-        std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
-    ] {
-        params.subject_alt_names.push(rcgen::SanType::IpAddress(ip));
-    }
-    let cert = params.self_signed(&pair).map_err(tls)?;
-    let write = |path: &Path, text: String, mode: u32| -> Result<()> {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(path)
-            .map_err(|e| Error::io(path.display(), e))?;
-        f.write_all(text.as_bytes())
-            .map_err(|e| Error::io(path.display(), e))
-    };
-    write(key, pair.serialize_pem(), 0o600)?;
-    write(crt, cert.pem(), 0o644)
 }
 
 /// Accepts any client certificate whose handshake signature verifies; trust comes later.

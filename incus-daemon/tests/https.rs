@@ -8,8 +8,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 
 use common::Daemon;
@@ -33,11 +32,6 @@ impl Daemon {
 /// The real client with its own configuration directory `conf` (no socket).
 fn remote(conf: &Path, args: &[&str]) -> std::process::Output {
     common::incus(Path::new("/nonexistent"), conf, args, b"")
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
 }
 
 /// Accepts whatever certificate the server shows (the tests check trust on the server side).
@@ -141,19 +135,6 @@ fn token(d: &Daemon, name: &str, extra: &[&str]) -> String {
         .to_string()
 }
 
-fn image_dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("incus-test-images-https-{}", std::process::id()));
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let ok = Command::new("bash")
-        .arg(root.join("tests/images/mk-busybox-image.sh"))
-        .arg(&d)
-        .stdout(Stdio::null())
-        .status()
-        .expect("image builder");
-    assert!(ok.success(), "building the busybox image failed");
-    d
-}
-
 #[test]
 fn https_remote_trust_and_hardening() {
     if std::env::var("INCUS_TEST_PRIVILEGED").as_deref() != Ok("1") {
@@ -163,7 +144,7 @@ fn https_remote_trust_and_hardening() {
         return;
     }
     let mut d = Daemon::start();
-    let images = image_dir();
+    let images = common::image_dir("https");
     d.local(&[
         "image",
         "import",
@@ -181,7 +162,7 @@ fn https_remote_trust_and_hardening() {
         d.local_fails(&["config", "set", "core.https_address", "not an address"])
             .contains("Invalid listen address")
     );
-    let port = free_port();
+    let port = common::free_port();
     let addr = format!("127.0.0.1:{port}");
     d.local(&["config", "set", "core.https_address", &addr]);
     assert!(d.dir.path().join("server.crt").exists());

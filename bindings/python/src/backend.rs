@@ -193,6 +193,14 @@ impl Backend {
         })
     }
 
+    /// A daemon over HTTPS at `url`, with `tls`'s identity and server trust.
+    pub(crate) fn https(url: &str, tls: &incus_client::RemoteTls) -> Result<Backend> {
+        Ok(Backend {
+            transport: Transport::Remote(incus_client::Client::https(url, tls)?),
+            project: "default".into(),
+        })
+    }
+
     /// An engine opened in this process.
     pub(crate) fn embedded(e: Embedded) -> Backend {
         Backend {
@@ -223,9 +231,10 @@ impl Backend {
         &self.project
     }
 
-    /// `unix` or `embedded`.
+    /// `unix`, `https` or `embedded`.
     pub(crate) fn kind(&self) -> &'static str {
-        match self.transport {
+        match &self.transport {
+            Transport::Remote(c) if c.socket().is_none() => "https",
             Transport::Remote(_) => "unix",
             Transport::Embedded(_) => "embedded",
         }

@@ -306,6 +306,30 @@ impl Connection {
         ))
     }
 
+    /// Connects to the daemon at `url` (`https://host[:port]`) with the client certificate
+    /// and key given as PEM text, trusting exactly the server certificate `server_cert` (PEM)
+    /// or, when it is `None`, the system's certificate authorities. Nothing is sent until the
+    /// first request.
+    #[staticmethod]
+    #[pyo3(signature = (url, cert=None, key=None, server_cert=None, project=None))]
+    fn https(
+        url: &str,
+        cert: Option<String>,
+        key: Option<String>,
+        server_cert: Option<String>,
+        project: Option<String>,
+    ) -> PyResult<Connection> {
+        let tls = incus_client::RemoteTls {
+            client_cert: cert,
+            client_key: key,
+            server_cert,
+        };
+        let b = Backend::https(url, &tls).map_err(py_err)?;
+        Ok(Connection::new(
+            b.with_project(project.as_deref().unwrap_or("default")),
+        ))
+    }
+
     /// Opens the engine on `state_dir` in this process (one engine per directory at a time:
     /// a second one fails with `Busy`). `helper` is the `incus-helper` binary.
     #[staticmethod]
@@ -334,7 +358,7 @@ impl Connection {
         Ok(self.b()?.project().to_string())
     }
 
-    /// `unix` or `embedded`.
+    /// `unix`, `https` or `embedded`.
     #[getter]
     fn kind(&self) -> PyResult<&'static str> {
         Ok(self.b()?.kind())
@@ -615,9 +639,19 @@ impl EventStream {
 }
 
 /// The native module.
+/// Makes a client certificate and key at `cert`/`key` (PEM; ECDSA P-384, valid ten years,
+/// key mode 0600) unless both exist already. Returns the certificate's PEM text.
+#[pyfunction]
+fn generate_certificate(cert: PathBuf, key: PathBuf) -> PyResult<String> {
+    let (pem, _) = incus_core::tls::load_or_create(&cert, &key, incus_core::tls::Usage::Client)
+        .map_err(py_err)?;
+    Ok(pem)
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    m.add_function(wrap_pyfunction!(generate_certificate, m)?)?;
     m.add_class::<Connection>()?;
     m.add_class::<EventStream>()?;
     m.add_class::<exec::ExecSession>()?;

@@ -308,6 +308,7 @@ fn key_target(ctx: &Ctx, args: &[String]) -> Result<(Object, String), CliError> 
 
 pub async fn run(ctx: &Ctx, cmd: ConfigCmd) -> Result<i32, CliError> {
     match cmd {
+        ConfigCmd::Trust { cmd } => return super::trust::run(ctx, cmd).await,
         ConfigCmd::Get { args } => {
             let (obj, key) = key_target(ctx, &args)?;
             obj.get_key(&key).await?;

@@ -3,9 +3,8 @@
 
 use super::Ctx;
 use crate::CliError;
-use crate::args::{AdminCmd, OperationCmd, ProjectCmd, RemoteCmd, StorageCmd};
+use crate::args::{AdminCmd, OperationCmd, ProjectCmd, StorageCmd};
 use crate::cmd::config::{Object, key_cmd};
-use crate::conf::Remote;
 use crate::format::{render, to_yaml};
 use incus_client::escape;
 use incus_core::api;
@@ -310,89 +309,6 @@ pub async fn query(
     Ok(0)
 }
 
-pub async fn remote(mut ctx: Ctx, cmd: RemoteCmd) -> Result<i32, CliError> {
-    match cmd {
-        RemoteCmd::List { format } => {
-            let rows = ctx
-                .conf
-                .remotes
-                .iter()
-                .map(|(n, r)| {
-                    let name = if *n == ctx.conf.default_remote {
-                        format!("{n} (current)")
-                    } else {
-                        n.clone()
-                    };
-                    vec![
-                        name,
-                        r.addr.clone(),
-                        if r.protocol.is_empty() {
-                            "incus".into()
-                        } else {
-                            r.protocol.clone()
-                        },
-                        "file access".into(),
-                        if r.public { "YES" } else { "NO" }.to_string(),
-                        "YES".into(),
-                        "NO".into(),
-                    ]
-                })
-                .collect();
-            let header = [
-                "NAME",
-                "URL",
-                "PROTOCOL",
-                "AUTH TYPE",
-                "PUBLIC",
-                "STATIC",
-                "GLOBAL",
-            ]
-            .map(String::from);
-            print!("{}", render(format, &header, rows, &ctx.conf.remotes)?);
-        }
-        RemoteCmd::Add { name, addr } => {
-            if ctx.conf.remotes.contains_key(&name) {
-                return Err(CliError::msg(format!(
-                    "Remote {name} exists as <{}>",
-                    ctx.conf.remotes[&name].addr
-                )));
-            }
-            if !addr.starts_with("unix://") {
-                return Err(CliError::msg(
-                    "Only unix socket remotes (unix:///path/to/unix.socket) are supported so far",
-                ));
-            }
-            ctx.conf.remotes.insert(
-                name,
-                Remote {
-                    addr,
-                    protocol: "incus".into(),
-                    ..Remote::default()
-                },
-            );
-            ctx.conf.save()?;
-        }
-        RemoteCmd::Remove { name } => {
-            if name == ctx.conf.default_remote {
-                return Err(CliError::msg("Can't remove the default remote"));
-            }
-            if ctx.conf.remotes.remove(&name).is_none() {
-                return Err(CliError::msg(format!("Remote {name} doesn't exist")));
-            }
-            ctx.conf.save()?;
-        }
-        RemoteCmd::Switch { name } => {
-            if !ctx.conf.remotes.contains_key(&name) {
-                return Err(CliError::msg(format!("Remote {name} doesn't exist")));
-            }
-            ctx.conf.default_remote = name;
-            ctx.conf.save()?;
-        }
-        RemoteCmd::GetDefault => println!("{}", ctx.conf.default_remote),
-    }
-    Ok(0)
-}
-
 pub async fn admin(ctx: &Ctx, cmd: AdminCmd) -> Result<i32, CliError> {
     let c = ctx.client()?;
     match cmd {
@@ -417,7 +333,12 @@ pub async fn admin(ctx: &Ctx, cmd: AdminCmd) -> Result<i32, CliError> {
             auto,
             preseed,
             storage_backend,
+            network_address,
+            network_port,
         } => {
+            if (network_address.is_some() || network_port.is_some()) && !auto {
+                return Err(CliError::msg("Configuration flags require --auto"));
+            }
             if preseed {
                 use std::io::Read;
                 let mut text = String::new();
@@ -445,6 +366,27 @@ pub async fn admin(ctx: &Ctx, cmd: AdminCmd) -> Result<i32, CliError> {
             }
             ensure_root_disk(&c, "default").await?;
             ensure_default_network(&c).await?;
+            if let Some(addr) = network_address {
+                // As Incus: an IPv6 address is bracketed, the port defaults to 8443.
+                let host = if addr.contains(':') && !addr.starts_with('[') {
+                    format!("[{addr}]")
+                } else {
+                    addr
+                };
+                let listen = format!("{host}:{}", network_port.unwrap_or(8443));
+                let (_, etag) = c.server().await?;
+                c.send(
+                    "PATCH",
+                    "/1.0",
+                    &json!({"config": {"core.https_address": listen}}),
+                    Some(&etag),
+                )
+                .await?;
+            } else if network_port.is_some() {
+                return Err(CliError::msg(
+                    "--network-port can't be used without --network-address",
+                ));
+            }
         }
     }
     Ok(0)

@@ -8,6 +8,8 @@ mod image;
 mod instance;
 mod misc;
 mod network;
+mod remote;
+mod trust;
 mod volume;
 
 use crate::CliError;
@@ -35,22 +37,12 @@ impl Ctx {
             .remotes
             .get(remote)
             .ok_or_else(|| CliError::msg(format!("The remote \"{remote}\" doesn't exist")))?;
-        let socket = match r.addr.strip_prefix("unix://") {
-            Some("") => incus_client::default_socket(),
-            Some(path) => path.into(),
-            None => {
-                return Err(CliError::msg(format!(
-                    "Remote \"{remote}\" ({}): only unix socket remotes are supported so far",
-                    r.addr
-                )));
-            }
-        };
         let project = self
             .project
             .clone()
             .or_else(|| (!r.project.is_empty()).then(|| r.project.clone()))
             .unwrap_or_default();
-        Ok(Client::new(socket)?.with_project(project))
+        Ok(remote::connect(remote, &r.addr)?.with_project(project))
     }
 
     /// Splits `[remote:]name` and gives the client for it.
@@ -264,7 +256,7 @@ pub async fn run(cli: Cli) -> Result<i32, CliError> {
             wait,
             raw,
         } => misc::query(&ctx, &path, &method, data.as_deref(), wait, raw).await,
-        Cmd::Remote { cmd } => misc::remote(ctx, cmd).await,
+        Cmd::Remote { cmd } => remote::run(ctx, cmd).await,
         Cmd::Admin { cmd } => misc::admin(&ctx, cmd).await,
         Cmd::Version => misc::version(&ctx).await,
         Cmd::Completion { shell } => {

@@ -73,6 +73,31 @@ impl CertificateAddToken {
             .encode(serde_json::to_vec(self).unwrap_or_default())
     }
 
+    /// The token a `token` operation stands for (its metadata: `fingerprint`, `addresses`,
+    /// `secret`, `expiresAt`), for client `name`.
+    pub fn from_operation(
+        name: &str,
+        metadata: &serde_json::Map<String, serde_json::Value>,
+    ) -> CertificateAddToken {
+        let text = |k: &str| {
+            metadata
+                .get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
+        CertificateAddToken {
+            client_name: name.to_string(),
+            fingerprint: text("fingerprint"),
+            addresses: metadata
+                .get("addresses")
+                .and_then(|a| serde_json::from_value(a.clone()).ok())
+                .unwrap_or_default(),
+            secret: text("secret"),
+            expires_at: text("expiresAt").parse().ok(),
+        }
+    }
+
     /// Decodes a token; `None` when it is not one.
     pub fn decode(token: &str) -> Option<CertificateAddToken> {
         use base64::Engine;

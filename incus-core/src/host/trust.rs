@@ -59,62 +59,15 @@ pub fn secrets_equal(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
-/// SHA-256 of `der`, lower-case hex: the fingerprint Incus uses for certificates.
-pub fn fingerprint(der: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(der))
-}
-
-/// The DER bytes of a certificate given as PEM or as base64 DER (both accepted by Incus).
-pub fn certificate_der(text: &str) -> Result<Vec<u8>> {
-    let bad = |why: String| Error::invalid(format!("Invalid certificate material: {why}"));
-    let text = text.trim();
-    if text.starts_with("-----BEGIN") {
-        let (_, pem) =
-            x509_parser::pem::parse_x509_pem(text.as_bytes()).map_err(|e| bad(e.to_string()))?;
-        if pem.label != "CERTIFICATE" {
-            return Err(bad(format!("a PEM block of type {:?}", pem.label)));
-        }
-        return Ok(pem.contents);
-    }
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD
-        .decode(text.split_whitespace().collect::<String>())
-        .map_err(|e| bad(e.to_string()))
-}
-
-/// PEM text of a DER certificate.
-pub fn certificate_pem(der: &[u8]) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(line));
-        out.push('\n');
-    }
-    out.push_str("-----END CERTIFICATE-----\n");
-    out
-}
+pub use crate::tls::{certificate_der, certificate_pem, fingerprint};
 
 /// Parses `der` as an X.509 certificate that is valid now; returns its common name.
 fn validate(der: &[u8]) -> Result<String> {
-    let (rest, cert) = x509_parser::parse_x509_certificate(der)
-        .map_err(|e| Error::invalid(format!("Invalid certificate material: {e}")))?;
-    if !rest.is_empty() {
-        return Err(Error::invalid(
-            "Invalid certificate material: trailing data",
-        ));
-    }
-    if !cert.validity().is_valid() {
+    let info = crate::tls::describe(der)?;
+    if !info.valid_now {
         return Err(Error::invalid("Certificate is expired or not yet valid"));
     }
-    Ok(cert
-        .subject()
-        .iter_common_name()
-        .next()
-        .and_then(|cn| cn.as_str().ok())
-        .unwrap_or_default()
-        .to_string())
+    Ok(info.common_name)
 }
 
 fn check_put(put: &api::CertificatePut) -> Result<()> {

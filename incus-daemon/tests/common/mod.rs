@@ -177,3 +177,16 @@ impl Daemon {
         Daemon { child, dir, conf }
     }
 }
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// Builds the busybox test images into a directory unique to this test binary (`tag`).
+pub fn image_dir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("incus-test-images-{tag}-{}", std::process::id()));
+    incus_tests::build_busybox_images(&d);
+    d
+}

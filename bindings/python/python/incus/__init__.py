@@ -2,7 +2,8 @@
 
 Two clients with one object API:
 
-* :class:`Client` talks to a daemon (ours or Incus itself) on its unix socket.
+* :class:`Client` talks to a daemon (ours or Incus itself) on its unix socket, or over
+  HTTPS with a client certificate (``endpoint=``, ``cert=``, ``verify=``).
 * :class:`Host` runs the engine inside this process on a state directory: no daemon, no
   socket. It runs the daemon's own route code, so it behaves exactly like a ``Client``.
 
@@ -48,20 +49,54 @@ __all__ = [
     "ExecSession", "Forbidden", "Host", "Image", "IncusError", "Instance", "InstanceState",
     "InternalError", "InvalidInput", "Network", "NotFound", "Operation",
     "PreconditionFailed", "Profile", "Project", "Snapshot", "StoragePool", "StorageVolume",
-    "Unsupported", "exceptions",
+    "Unsupported", "exceptions", "generate_certificate",
 ]
 
 
+def _read(path: Union[str, PathLike]) -> str:
+    with open(path, encoding="ascii") as f:
+        return f.read()
+
+
+def generate_certificate(cert: Union[str, PathLike], key: Union[str, PathLike]) -> str:
+    """Makes a client certificate and its key at ``cert`` and ``key`` (PEM, ECDSA P-384,
+    valid ten years, the key private to its owner) unless both exist already, as
+    ``incus remote add`` does. Returns the certificate's PEM text (what a server's trust
+    store holds)."""
+    return _native.generate_certificate(str(cert), str(key))
+
+
 class Client(BaseClient):
-    """A daemon on its unix socket.
+    """A daemon on its unix socket, or over HTTPS.
 
     ``socket`` defaults to where the ``incus`` CLI looks: ``INCUS_SOCKET``, else
     ``$INCUS_DIR/unix.socket``, else ``/var/lib/incus/unix.socket``, else
     ``/run/incus/unix.socket``. ``project`` scopes every request (``default``).
+
+    For a remote server, ``endpoint`` is its URL (``https://host[:port]``, port 8443 by
+    default), ``cert`` a ``(certificate, key)`` pair of PEM files (see
+    :func:`generate_certificate`) and ``verify`` either the path of the server's certificate
+    (pinned: that certificate and no other is accepted, as ``incus remote add`` pins it) or
+    ``True`` for the system's certificate authorities. A new client becomes trusted with
+    :meth:`authenticate` and a trust token. ``endpoint`` may also be a socket path.
     """
 
     def __init__(self, socket: Union[str, PathLike, None] = None,
-                 project: Optional[str] = None) -> None:
+                 project: Optional[str] = None, *, endpoint: Optional[str] = None,
+                 cert: Optional[tuple[Union[str, PathLike], Union[str, PathLike]]] = None,
+                 verify: Union[bool, str, PathLike] = True) -> None:
+        if endpoint is not None and socket is not None:
+            raise ValueError("give either socket or endpoint, not both")
+        if endpoint is not None and endpoint.startswith("https://"):
+            if verify is False:
+                raise ValueError("verify=False is not supported: pass the server certificate's"
+                                 " path to pin it")
+            crt, key = (_read(cert[0]), _read(cert[1])) if cert is not None else (None, None)
+            server = None if verify is True else _read(verify)
+            self._setup(_native.Connection.https(endpoint, crt, key, server, project))
+            return
+        if endpoint is not None:
+            socket = endpoint[len("unix://"):] if endpoint.startswith("unix://") else endpoint
         self._setup(_native.Connection.unix(None if socket is None else str(socket), project))
 
 

@@ -8,7 +8,9 @@ client awaits their ``_async`` forms. So both APIs do exactly the same requests.
 
 from __future__ import annotations
 
+import base64
 import functools
+import json
 import os
 from pathlib import Path
 from typing import Any, Callable, Generator, Optional, TypeVar
@@ -82,7 +84,8 @@ class BaseClient:
 
     @property
     def kind(self) -> str:
-        """``unix`` (a daemon on its socket) or ``embedded`` (the engine in this process)."""
+        """``unix`` (a daemon on its socket), ``https`` (a remote daemon) or ``embedded`` (the
+        engine in this process)."""
         return self._conn.kind
 
     def _native(self) -> Any:
@@ -116,6 +119,34 @@ class BaseClient:
         """The server's environment and configuration (``GET /1.0``) as a dict."""
         r = yield request("GET", "/1.0")
         return r["metadata"]
+
+    @api
+    def is_trusted(self) -> Steps[bool]:
+        """Whether the server trusts this client (``auth`` of ``GET /1.0``): always true on a
+        unix socket; over HTTPS, once the client certificate is in the trust store."""
+        r = yield request("GET", "/1.0")
+        return bool(r["metadata"].get("auth") == "trusted")
+
+    @api
+    def authenticate(self, token: str) -> Steps[None]:
+        """Adds this client's certificate to the server's trust store by redeeming a trust
+        token (from ``incus config trust add`` or :meth:`issue_trust_token`)."""
+        yield request("POST", "/1.0/certificates", {"type": "client", "trust_token": token})
+
+    @api
+    def issue_trust_token(self, name: str, restricted: bool = False,
+                          projects: Optional[list[str]] = None) -> Steps[str]:
+        """Issues a single-use trust token for a new client ``name`` (as
+        ``incus config trust add``); ``restricted`` limits it to ``projects``."""
+        body = {"name": name, "type": "client", "token": True, "restricted": restricted,
+                "projects": projects or []}
+        r = yield request("POST", "/1.0/certificates", body, None, False)
+        meta = r["metadata"].get("metadata") or {}
+        token = {"client_name": name, "fingerprint": meta.get("fingerprint", ""),
+                 "addresses": meta.get("addresses") or [], "secret": meta.get("secret", "")}
+        if meta.get("expiresAt"):
+            token["expires_at"] = meta["expiresAt"]
+        return base64.b64encode(json.dumps(token).encode()).decode()
 
     @api
     def resources(self) -> Steps[dict]:
