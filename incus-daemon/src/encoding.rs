@@ -34,13 +34,10 @@ pub(crate) async fn decode(req: Request, next: Next) -> Response {
     }
 }
 
-async fn gunzip(req: Request) -> Result<Request, ApiError> {
-    let (mut parts, body) = req.into_parts();
-    let raw = axum::body::to_bytes(body, LIMIT)
-        .await
-        .map_err(|_| ApiError(Error::invalid("Request body too large")))?;
+/// Decodes a gzip body of at most [`LIMIT`] bytes once decoded.
+pub(crate) fn gunzip_bytes(raw: &[u8]) -> Result<Vec<u8>, ApiError> {
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(&raw[..])
+    flate2::read::GzDecoder::new(raw)
         .take(LIMIT as u64 + 1)
         .read_to_end(&mut out)
         .map_err(|e| ApiError(Error::invalid(format!("Invalid gzip request body: {e}"))))?;
@@ -49,6 +46,15 @@ async fn gunzip(req: Request) -> Result<Request, ApiError> {
             "Request body too large once decompressed",
         )));
     }
+    Ok(out)
+}
+
+async fn gunzip(req: Request) -> Result<Request, ApiError> {
+    let (mut parts, body) = req.into_parts();
+    let raw = axum::body::to_bytes(body, LIMIT)
+        .await
+        .map_err(|_| ApiError(Error::invalid("Request body too large")))?;
+    let out = gunzip_bytes(&raw)?;
     parts.headers.remove(CONTENT_ENCODING);
     parts.headers.insert(CONTENT_LENGTH, out.len().into());
     Ok(Request::from_parts(parts, Body::from(out)))

@@ -15,6 +15,7 @@
 
 pub mod auth;
 mod encoding;
+pub mod fuzzing;
 pub mod https;
 pub mod local;
 pub mod response;

@@ -97,6 +97,7 @@ async fn run(dir: String, group: Option<String>) -> Result<(), Box<dyn std::erro
     });
     // Housekeeping once a minute (scheduled snapshots, expiry), as Incus.
     incus_daemon::local::spawn_housekeeping(host.clone(), |e| eprintln!("incusd: {e}"));
+    incus_daemon::local::spawn_memory_trim();
     let daemon = incus_daemon::Daemon::new(host.clone());
     // HTTPS on `core.https_address` when set; a failure to listen is reported, not fatal.
     if let Err(e) = daemon.enable_https().await {

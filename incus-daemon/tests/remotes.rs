@@ -259,22 +259,10 @@ fn our_client_over_https() {
             .events("/1.0/events?type=lifecycle")
             .await
             .expect("events over wss");
-        let (w, mut r) = tokio::io::duplex(1 << 16);
-        let args = incus_client::ExecArgs {
-            command: vec!["echo".into(), "lib over tls".into()],
-            ..Default::default()
-        };
-        let io = incus_client::ExecIo {
-            stdin: Box::new(tokio::io::empty()),
-            stdout: Box::new(w),
-            stderr: Box::new(tokio::io::sink()),
-            control: None,
-        };
-        assert_eq!(c.exec("c1", &args, io).await.expect("exec"), 0);
-        let mut out = String::new();
-        tokio::io::AsyncReadExt::read_to_string(&mut r, &mut out)
+        let (code, out) = common::exec_output(&c, "c1", &["echo", "lib over tls"])
             .await
-            .expect("read");
+            .expect("exec");
+        assert_eq!(code, 0);
         assert_eq!(out, "lib over tls\n");
         c.set_state("c1", "stop", true, -1).await.expect("stop");
         let ev = tokio::time::timeout(std::time::Duration::from_secs(30), events.next())

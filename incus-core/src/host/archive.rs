@@ -53,8 +53,23 @@ pub fn safe_relative(name: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
+/// An extraction failure: the host's fault (out of space, I/O error, read-only, out of
+/// descriptors or memory) is internal; anything else is what the archive asked for that
+/// cannot be (a hard link to a missing file or to a directory, a name too long, ...), so the
+/// archive is invalid.
 fn os(what: &Path, e: rustix::io::Errno) -> Error {
-    Error::internal(format!("Failed extracting {}: {e}", what.display()))
+    use rustix::io::Errno;
+    let text = format!("Failed extracting {}: {e}", what.display());
+    match e {
+        Errno::NOSPC
+        | Errno::DQUOT
+        | Errno::IO
+        | Errno::ROFS
+        | Errno::NOMEM
+        | Errno::MFILE
+        | Errno::NFILE => Error::internal(text),
+        _ => Error::invalid(text),
+    }
 }
 
 fn open_in_root(root: &OwnedFd, rel: &Path) -> Result<OwnedFd> {

@@ -34,7 +34,7 @@ mod volumes;
 
 pub use crate::file::{FileAttrs, FileContent, FilePut};
 pub use hostinfo::interfaces_in;
-pub use images::ImageImport;
+pub use images::{ImageImport, parse_metadata};
 pub use ops::{Events, OpContext, Operation};
 pub use sftp::SftpSession;
 pub use tasks::TaskReport;

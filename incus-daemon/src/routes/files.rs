@@ -88,6 +88,46 @@ pub(crate) async fn get(st: St, q: Q, method: Method, Path(name): Path<String>) 
     }
 }
 
+/// What a file POST asks for, from its `X-Incus-*` headers (`uid`, `gid`, `mode`, `type`,
+/// `write`) and body. Malformed headers are a 400.
+pub(crate) fn put_request(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(FileAttrs, FilePut), ApiError> {
+    let attrs = FileAttrs {
+        uid: id_header(headers, "uid")?,
+        gid: id_header(headers, "gid")?,
+        mode: match header(headers, "mode") {
+            None => None,
+            Some(m) if m == "-1" || m.is_empty() => None,
+            Some(m) => Some(
+                u32::from_str_radix(m.trim_start_matches("0o"), 8)
+                    .ok()
+                    .filter(|m| *m <= 0o7777)
+                    .ok_or_else(|| {
+                        ApiError(Error::invalid(format!("Invalid X-Incus-mode header {m:?}")))
+                    })?,
+            ),
+        },
+    };
+    let what = match header(headers, "type").as_deref().unwrap_or("file") {
+        "file" => FilePut::File {
+            data: body.to_vec(),
+            append: header(headers, "write").as_deref() == Some("append"),
+        },
+        "directory" => FilePut::Directory,
+        "symlink" => FilePut::Symlink {
+            target: String::from_utf8_lossy(body).into_owned(),
+        },
+        other => {
+            return Err(ApiError(Error::invalid(format!(
+                "Invalid X-Incus-type {other:?}"
+            ))));
+        }
+    };
+    Ok((attrs, what))
+}
+
 pub(crate) async fn post(
     st: St,
     q: Q,
@@ -96,33 +136,7 @@ pub(crate) async fn post(
     body: Bytes,
 ) -> ApiResult {
     let path = path_param(&q)?;
-    let attrs =
-        FileAttrs {
-            uid: id_header(&headers, "uid")?,
-            gid: id_header(&headers, "gid")?,
-            mode: match header(&headers, "mode") {
-                None => None,
-                Some(m) if m == "-1" || m.is_empty() => None,
-                Some(m) => Some(u32::from_str_radix(m.trim_start_matches("0o"), 8).map_err(
-                    |_| ApiError(Error::invalid(format!("Invalid X-Incus-mode header {m:?}"))),
-                )?),
-            },
-        };
-    let what = match header(&headers, "type").as_deref().unwrap_or("file") {
-        "file" => FilePut::File {
-            data: body.to_vec(),
-            append: header(&headers, "write").as_deref() == Some("append"),
-        },
-        "directory" => FilePut::Directory,
-        "symlink" => FilePut::Symlink {
-            target: String::from_utf8_lossy(&body).into_owned(),
-        },
-        other => {
-            return Err(ApiError(Error::invalid(format!(
-                "Invalid X-Incus-type {other:?}"
-            ))));
-        }
-    };
+    let (attrs, what) = put_request(&headers, &body)?;
     st.host
         .file_put(&project(&q), &name, &path, what, attrs)
         .await?;

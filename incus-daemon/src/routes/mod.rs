@@ -3,7 +3,7 @@
 mod certificates;
 mod console;
 pub(crate) mod exec;
-mod files;
+pub(crate) mod files;
 mod images;
 pub(crate) mod instances;
 mod metadata;

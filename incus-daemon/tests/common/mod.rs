@@ -190,3 +190,29 @@ pub fn image_dir(tag: &str) -> std::path::PathBuf {
     incus_tests::build_busybox_images(&d);
     d
 }
+
+/// Runs `command` in instance `name` through the Rust client; returns its exit status and
+/// its standard output.
+pub async fn exec_output(
+    c: &incus_client::Client,
+    name: &str,
+    command: &[&str],
+) -> incus_client::Result<(i32, String)> {
+    let (w, mut r) = tokio::io::duplex(1 << 16);
+    let args = incus_client::ExecArgs {
+        command: command.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    let io = incus_client::ExecIo {
+        stdin: Box::new(tokio::io::empty()),
+        stdout: Box::new(w),
+        stderr: Box::new(tokio::io::sink()),
+        control: None,
+    };
+    let code = c.exec(name, &args, io).await?;
+    let mut out = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut r, &mut out)
+        .await
+        .map_err(|e| incus_client::Error::internal(e.to_string()))?;
+    Ok((code, out))
+}

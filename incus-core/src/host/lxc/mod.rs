@@ -37,6 +37,32 @@ pub struct LxcDriver {
     lxcpath: PathBuf,
     cgroup_root: PathBuf,
     facts: HostFacts,
+    /// The pid records of the starts this process has under way: their `starting` marker
+    /// is not a sign of an interrupted start (see [`LxcDriver::power_state`]).
+    starting: std::sync::Mutex<std::collections::HashSet<PathBuf>>,
+}
+
+/// Marks a start as under way in this process for as long as it lives.
+struct Starting<'a> {
+    set: &'a std::sync::Mutex<std::collections::HashSet<PathBuf>>,
+    rec: PathBuf,
+}
+
+impl<'a> Starting<'a> {
+    fn new(set: &'a std::sync::Mutex<std::collections::HashSet<PathBuf>>, rec: PathBuf) -> Self {
+        if let Ok(mut s) = set.lock() {
+            s.insert(rec.clone());
+        }
+        Starting { set, rec }
+    }
+}
+
+impl Drop for Starting<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.set.lock() {
+            s.remove(&self.rec);
+        }
+    }
 }
 
 impl LxcDriver {
@@ -57,6 +83,7 @@ impl LxcDriver {
             lxcpath,
             cgroup_root,
             facts,
+            starting: Default::default(),
         }
     }
 
@@ -276,6 +303,7 @@ impl InstanceDriver for LxcDriver {
         // A marker first: if this process dies before the pid is recorded (crash, kill -9),
         // the next look at the instance asks liblxc instead of taking it for stopped.
         let rec = Self::pid_record(spec);
+        let _under_way = Starting::new(&self.starting, rec.clone());
         std::fs::write(&rec, STARTING).map_err(|e| Error::io(rec.display(), e))?;
         let out = match self.run_helper("start", spec, &[]).await {
             Ok((_, out)) => out,
@@ -328,12 +356,27 @@ impl InstanceDriver for LxcDriver {
             return Ok(PowerState::Stopped);
         };
         if rec == STARTING {
-            // A start that was interrupted (or is still going on): ask liblxc once.
+            // A start of ours still going on: not running yet, and its record is its own to
+            // write (removing it here raced the start's own write, leaving a running
+            // container taken for stopped).
+            let ours = self
+                .starting
+                .lock()
+                .map(|s| s.contains(&Self::pid_record(spec)))
+                .unwrap_or(false);
+            if ours {
+                return Ok(PowerState::Stopped);
+            }
+            // A start that was interrupted (this process, or a previous one, died during
+            // it): ask liblxc once.
             let (_, out) = self.run_helper("pid", spec, &[]).await?;
             match out.trim().parse::<i32>() {
                 Ok(pid) if pid > 0 => rec = Self::record_pid(spec, pid)?,
                 _ => {
-                    let _ = std::fs::remove_file(Self::pid_record(spec));
+                    let path = Self::pid_record(spec);
+                    if std::fs::read_to_string(&path).is_ok_and(|r| r == STARTING) {
+                        let _ = std::fs::remove_file(path);
+                    }
                     return Ok(PowerState::Stopped);
                 }
             }
