@@ -148,7 +148,7 @@ fn https_remote_trust_and_hardening() {
     d.local(&[
         "image",
         "import",
-        images.join("busybox.tar.xz").to_str().expect("path"),
+        images.path().join("busybox.tar.xz").to_str().expect("path"),
         "--alias",
         "busybox",
     ]);
@@ -423,5 +423,4 @@ fn https_remote_trust_and_hardening() {
     d.local(&["delete", "-f", "c1"]);
     d.local(&["config", "unset", "core.https_address"]);
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
-    let _ = std::fs::remove_dir_all(&images);
 }

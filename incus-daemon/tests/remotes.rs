@@ -50,7 +50,7 @@ fn our_client_over_https() {
         &[
             "image",
             "import",
-            images.join("busybox.tar.xz").to_str().expect("path"),
+            images.path().join("busybox.tar.xz").to_str().expect("path"),
             "--alias",
             "busybox",
         ],
@@ -335,5 +335,4 @@ fn our_client_over_https() {
             .lines()
             .all(|l| !l.contains("incusbr"))
     );
-    let _ = std::fs::remove_dir_all(&images);
 }

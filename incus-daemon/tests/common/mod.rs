@@ -184,10 +184,14 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
-/// Builds the busybox test images into a directory unique to this test binary (`tag`).
-pub fn image_dir(tag: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("incus-test-images-{tag}-{}", std::process::id()));
-    incus_tests::build_busybox_images(&d);
+/// Builds the busybox test images into a new directory (named after `tag`), removed when
+/// the returned guard is dropped, also when the test fails.
+pub fn image_dir(tag: &str) -> tempfile::TempDir {
+    let d = tempfile::Builder::new()
+        .prefix(&format!("incus-test-images-{tag}-"))
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    incus_tests::build_busybox_images(d.path());
     d
 }
 
