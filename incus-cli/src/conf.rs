@@ -178,3 +178,19 @@ impl Config {
         (self.default_remote.clone(), arg)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_this_client_does_not_know_survive_a_rewrite() {
+        let text = "default-remote: srv\nremotes:\n  srv:\n    addr: https://10.0.0.1:8443\n    auth_type: tls\n    credentials_helper: /bin/helper\n    protocol: incus\n    public: false\naliases: {}\n";
+        let c: Config = serde_saphyr::from_str(text).expect("parse");
+        assert_eq!(c.remotes["srv"].auth_type, "tls");
+        let out = crate::format::to_yaml(&c).expect("yaml");
+        assert!(out.contains("credentials_helper: /bin/helper"), "{out}");
+        assert!(out.contains("auth_type: tls"), "{out}");
+        assert!(!out.contains("keepalive"), "{out}");
+    }
+}

@@ -112,7 +112,7 @@ impl Client {
         let mut received = 0u64;
         let copied = async {
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| transport(&self.socket, e))?;
+                let chunk = chunk.map_err(|e| transport(&self.endpoint, e))?;
                 file.write_all(&chunk)
                     .await
                     .map_err(|e| Error::io(dest.display(), e))?;
@@ -194,8 +194,8 @@ impl Client {
             .body(reqwest::Body::wrap_stream(body))
             .send()
             .await
-            .map_err(|e| transport(&self.socket, e))?;
-        let r = decode(&self.socket, resp).await?;
+            .map_err(|e| transport(&self.endpoint, e))?;
+        let r = decode(&self.endpoint, resp).await?;
         match r.raw.kind.as_str() {
             "async" => self.wait_operation(&r.raw.operation).await,
             _ => Err(Error::internal("The import did not start an operation")),

@@ -89,8 +89,8 @@ impl Client {
         let resp = req
             .send()
             .await
-            .map_err(|e| crate::transport(&self.socket, e))?;
-        crate::decode(&self.socket, resp).await?;
+            .map_err(|e| crate::transport(&self.endpoint, e))?;
+        crate::decode(&self.endpoint, resp).await?;
         Ok(())
     }
 

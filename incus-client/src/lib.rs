@@ -65,7 +65,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
-    socket: Endpoint,
+    endpoint: Endpoint,
     project: Option<String>,
 }
 
@@ -204,7 +204,7 @@ fn kind_of(status: u16) -> ErrorKind {
     }
 }
 
-fn transport(socket: &Endpoint, e: impl std::error::Error) -> Error {
+fn transport(endpoint: &Endpoint, e: impl std::error::Error) -> Error {
     // reqwest's own message is only "error sending request"; the causes say what happened
     // (a refused connection, a certificate the remote does not trust).
     let mut text = e.to_string();
@@ -219,7 +219,7 @@ fn transport(socket: &Endpoint, e: impl std::error::Error) -> Error {
     }
     Error::new(
         ErrorKind::Internal,
-        format!("Failed to talk to the daemon on {socket}: {text}"),
+        format!("Failed to talk to the daemon on {endpoint}: {text}"),
     )
 }
 
@@ -243,11 +243,11 @@ impl Client {
         let builder = reqwest::Client::builder();
         #[cfg(unix)]
         let builder = builder.unix_socket(socket.clone());
-        let endpoint = Endpoint::Unix(socket.clone());
+        let endpoint = Endpoint::Unix(socket);
         let http = builder.build().map_err(|e| transport(&endpoint, e))?;
         Ok(Client {
             http,
-            socket: endpoint,
+            endpoint,
             project: None,
         })
     }
@@ -271,7 +271,7 @@ impl Client {
             .map_err(|e| transport(&endpoint, e))?;
         Ok(Client {
             http,
-            socket: endpoint,
+            endpoint,
             project: None,
         })
     }
@@ -295,7 +295,7 @@ impl Client {
 
     /// The socket path (`None` for an HTTPS client).
     pub fn socket(&self) -> Option<&Path> {
-        match &self.socket {
+        match &self.endpoint {
             Endpoint::Unix(p) => Some(p),
             Endpoint::Https { .. } => None,
         }
@@ -303,7 +303,7 @@ impl Client {
 
     /// Where this client connects: `unix://<socket>` or `https://host:port`.
     pub fn endpoint(&self) -> String {
-        match &self.socket {
+        match &self.endpoint {
             Endpoint::Unix(p) => format!("unix://{}", p.display()),
             Endpoint::Https { base, .. } => base.clone(),
         }
@@ -311,7 +311,7 @@ impl Client {
 
     /// The full URL of an API path (`/1.0/...`), with the project added.
     pub fn url(&self, path: &str) -> String {
-        let mut url = match &self.socket {
+        let mut url = match &self.endpoint {
             Endpoint::Unix(_) => format!("http://incus{path}"),
             Endpoint::Https { base, .. } => format!("{base}{path}"),
         };
@@ -340,8 +340,8 @@ impl Client {
         if let Some(e) = etag.filter(|e| !e.is_empty()) {
             req = req.header("If-Match", e);
         }
-        let resp = req.send().await.map_err(|e| transport(&self.socket, e))?;
-        decode(&self.socket, resp).await
+        let resp = req.send().await.map_err(|e| transport(&self.endpoint, e))?;
+        decode(&self.endpoint, resp).await
     }
 
     /// `GET path` and decode its metadata.
@@ -647,8 +647,8 @@ impl Client {
             .body(reqwest::Body::wrap_stream(body))
             .send()
             .await
-            .map_err(|e| transport(&self.socket, e))?;
-        let r = decode(&self.socket, resp).await?;
+            .map_err(|e| transport(&self.endpoint, e))?;
+        let r = decode(&self.endpoint, resp).await?;
         let op = match r.raw.kind.as_str() {
             "async" => self.wait_operation(&r.raw.operation).await?,
             _ => return Err(Error::internal("Image upload did not start an operation")),
@@ -677,9 +677,9 @@ impl Client {
             .get(self.url(path))
             .send()
             .await
-            .map_err(|e| transport(&self.socket, e))?;
+            .map_err(|e| transport(&self.endpoint, e))?;
         if !resp.status().is_success() {
-            decode(&self.socket, resp).await?;
+            decode(&self.endpoint, resp).await?;
             return Err(Error::internal("unexpected answer"));
         }
         Ok(resp)
@@ -689,7 +689,10 @@ impl Client {
     pub async fn get_raw(&self, path: &str) -> Result<(reqwest::header::HeaderMap, Vec<u8>)> {
         let resp = self.get_body(path).await?;
         let headers = resp.headers().clone();
-        let bytes = resp.bytes().await.map_err(|e| transport(&self.socket, e))?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| transport(&self.endpoint, e))?;
         Ok((headers, bytes.to_vec()))
     }
 
@@ -719,13 +722,13 @@ impl Client {
                     .body(reqwest::Body::wrap_stream(stream))
             }
         };
-        let resp = req.send().await.map_err(|e| transport(&self.socket, e))?;
+        let resp = req.send().await.map_err(|e| transport(&self.endpoint, e))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = resp
             .bytes()
             .await
-            .map_err(|e| transport(&self.socket, e))?
+            .map_err(|e| transport(&self.endpoint, e))?
             .to_vec();
         let raw = RawResponse::new(status, &headers, body);
         raw.check()?;
@@ -735,7 +738,7 @@ impl Client {
     /// A new connection to the daemon: its unix socket, or TLS over TCP. Unix sockets do not
     /// exist elsewhere (Windows); that is reported.
     async fn connect(&self) -> Result<Box<dyn Connection>> {
-        match &self.socket {
+        match &self.endpoint {
             #[cfg(feature = "tls")]
             Endpoint::Https {
                 addr,
@@ -744,11 +747,11 @@ impl Client {
             } => {
                 let tcp = tokio::net::TcpStream::connect(addr)
                     .await
-                    .map_err(|e| transport(&self.socket, e))?;
+                    .map_err(|e| transport(&self.endpoint, e))?;
                 let s = tokio_rustls::TlsConnector::from(config.clone())
                     .connect(name.clone(), tcp)
                     .await
-                    .map_err(|e| transport(&self.socket, e))?;
+                    .map_err(|e| transport(&self.endpoint, e))?;
                 Ok(Box::new(s))
             }
             #[cfg(not(feature = "tls"))]
@@ -757,7 +760,7 @@ impl Client {
             Endpoint::Unix(path) => {
                 let s = tokio::net::UnixStream::connect(path)
                     .await
-                    .map_err(|e| transport(&self.socket, e))?;
+                    .map_err(|e| transport(&self.endpoint, e))?;
                 Ok(Box::new(s))
             }
             #[cfg(not(unix))]
@@ -807,8 +810,8 @@ impl Client {
             .body(body)
             .send()
             .await
-            .map_err(|e| transport(&self.socket, e))?;
-        decode(&self.socket, resp).await?;
+            .map_err(|e| transport(&self.endpoint, e))?;
+        decode(&self.endpoint, resp).await?;
         Ok(())
     }
 
@@ -822,7 +825,7 @@ impl Client {
         };
         let (ws, _) = tokio_tungstenite::client_async(url, stream)
             .await
-            .map_err(|e| transport(&self.socket, e))?;
+            .map_err(|e| transport(&self.endpoint, e))?;
         Ok(ws)
     }
 }
@@ -933,14 +936,14 @@ async fn multipart(meta: &Path, rootfs: &Path) -> Result<(BodyStream, u64)> {
     Ok((Box::pin(body.chain(once(async move { Ok(tail) }))), total))
 }
 
-async fn decode(socket: &Endpoint, resp: reqwest::Response) -> Result<Response> {
+async fn decode(endpoint: &Endpoint, resp: reqwest::Response) -> Result<Response> {
     let status = resp.status().as_u16();
     let etag = resp
         .headers()
         .get("etag")
         .and_then(|v| v.to_str().ok())
         .map(|s| s.to_string());
-    let bytes = resp.bytes().await.map_err(|e| transport(socket, e))?;
+    let bytes = resp.bytes().await.map_err(|e| transport(endpoint, e))?;
     decode_envelope(status, etag.as_deref(), &bytes)
 }
 

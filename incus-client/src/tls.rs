@@ -63,6 +63,15 @@ impl RemoteTls {
                 rustls_platform_verifier::Verifier::new(provider.clone()).map_err(tls_err)?,
             ),
         };
+        self.config_with(provider, verifier)
+    }
+
+    /// The configuration with this identity and `verifier` judging the server.
+    fn config_with(
+        &self,
+        provider: Arc<CryptoProvider>,
+        verifier: Arc<dyn ServerCertVerifier>,
+    ) -> Result<rustls::ClientConfig> {
         let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(tls_err)?
@@ -164,9 +173,10 @@ impl ServerCertVerifier for ServerCheck {
     }
 }
 
-/// `host:port` and the TLS server name of an `https://host[:port]` URL (port 8443 when
-/// none is given, as Incus).
-pub(crate) fn authority(url: &str) -> Result<(String, String, ServerName<'static>)> {
+/// The parts of an `https://host[:port]` URL (port 8443 when none is given, as Incus; an
+/// IPv6 host bracketed or bare): the normalized base URL `https://host:port`, the
+/// `host:port` to connect to, and the TLS server name.
+pub fn authority(url: &str) -> Result<(String, String, ServerName<'static>)> {
     let rest = url
         .strip_prefix("https://")
         .ok_or_else(|| Error::invalid(format!("Not an HTTPS URL: {url}")))?;
@@ -184,6 +194,8 @@ pub(crate) fn authority(url: &str) -> Result<(String, String, ServerName<'static
             None => return Err(Error::invalid(format!("Invalid URL: {url}"))),
         };
         (h.to_string(), port)
+    } else if hostport.matches(':').count() > 1 {
+        (hostport.to_string(), "8443")
     } else {
         match hostport.rsplit_once(':') {
             Some((h, p)) => (h.to_string(), p),
@@ -208,13 +220,9 @@ pub(crate) fn authority(url: &str) -> Result<(String, String, ServerName<'static
 /// pins the certificate. `identity` is sent when given.
 pub async fn fetch_server_certificate(url: &str, identity: &RemoteTls) -> Result<Vec<u8>> {
     let (_, addr, name) = authority(url)?;
-    let capture = Arc::new(ServerCheck::new(None, provider()));
-    let mut config = RemoteTls {
-        server_cert: None,
-        ..identity.clone()
-    }
-    .client_config()?;
-    config.dangerous().set_certificate_verifier(capture.clone());
+    let provider = provider();
+    let capture = Arc::new(ServerCheck::new(None, provider.clone()));
+    let config = identity.config_with(provider, capture.clone())?;
     let tcp = tokio::time::timeout(
         std::time::Duration::from_secs(30),
         tokio::net::TcpStream::connect(&addr),
@@ -247,6 +255,7 @@ mod tests {
         );
         assert_eq!(a("https://[::1]:8444").unwrap().1, "[::1]:8444");
         assert_eq!(a("https://[::1]").unwrap().1, "[::1]:8443");
+        assert_eq!(a("https://::1").unwrap().0, "https://[::1]:8443");
         assert!(a("http://x").is_err());
         assert!(a("https://").is_err());
         assert!(a("https://u@h").is_err());

@@ -648,10 +648,19 @@ fn generate_certificate(cert: PathBuf, key: PathBuf) -> PyResult<String> {
     Ok(pem)
 }
 
+/// The text of the trust token that a `token` operation's `metadata` stands for, issued
+/// for client `name` (base64 JSON, as `incus remote add` takes it).
+#[pyfunction]
+fn trust_token(name: &str, metadata: &Bound<'_, PyAny>) -> PyResult<String> {
+    let meta: serde_json::Map<String, serde_json::Value> = pythonize::depythonize(metadata)?;
+    Ok(incus_core::api::CertificateAddToken::from_operation(name, &meta).encode())
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_function(wrap_pyfunction!(generate_certificate, m)?)?;
+    m.add_function(wrap_pyfunction!(trust_token, m)?)?;
     m.add_class::<Connection>()?;
     m.add_class::<EventStream>()?;
     m.add_class::<exec::ExecSession>()?;

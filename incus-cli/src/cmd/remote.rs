@@ -60,28 +60,14 @@ fn normalize_address(addr: &str) -> Result<(String, Scheme), CliError> {
         let path = addr.trim_start_matches("unix:").trim_start_matches("//");
         return Ok((format!("unix://{path}"), Scheme::Unix));
     }
-    let rest = addr.strip_prefix("https://").unwrap_or(addr);
-    let hostport = rest.split('/').next().unwrap_or_default();
-    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-        match v6.split_once(']') {
-            Some((h, "")) => (h, "8443"),
-            Some((h, p)) if p.starts_with(':') => (h, &p[1..]),
-            _ => return Err(CliError::msg(format!("Invalid address: {addr}"))),
-        }
-    } else if hostport.matches(':').count() > 1 {
-        (hostport, "8443")
+    let url = if addr.starts_with("https://") {
+        addr.to_string()
     } else {
-        hostport.split_once(':').unwrap_or((hostport, "8443"))
+        format!("https://{addr}")
     };
-    if host.is_empty() || host.contains('@') || port.parse::<u16>().is_err() {
-        return Err(CliError::msg(format!("Invalid address: {addr}")));
-    }
-    let host = if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
-    };
-    Ok((format!("https://{host}:{port}"), Scheme::Https))
+    let (base, _, _) = incus_client::tls::authority(&url)
+        .map_err(|_| CliError::msg(format!("Invalid address: {addr}")))?;
+    Ok((base, Scheme::Https))
 }
 
 /// Prints `prompt` and reads one line from stdin (without its newline).

@@ -15,21 +15,20 @@ fn date(secs: i64) -> String {
         .unwrap_or_default()
 }
 
-/// One column of `trust list`.
-fn column(c: char, cert: &api::Certificate) -> Result<String, CliError> {
-    let info = || {
-        incus_core::tls::certificate_der(&cert.put.certificate)
-            .and_then(|der| incus_core::tls::describe(&der))
-            .ok()
-    };
+/// One column of `trust list` for `cert`, whose parsed certificate is `info`.
+fn column(
+    c: char,
+    cert: &api::Certificate,
+    info: Option<&incus_core::tls::CertificateInfo>,
+) -> Result<String, CliError> {
     Ok(match c {
         'n' => cert.put.name.clone(),
         't' => cert.put.kind.clone(),
-        'c' => info().map(|i| i.common_name).unwrap_or_default(),
+        'c' => info.map(|i| i.common_name.clone()).unwrap_or_default(),
         'f' => cert.fingerprint.chars().take(12).collect(),
         'd' => cert.put.description.clone(),
-        'i' => info().map(|i| date(i.not_before)).unwrap_or_default(),
-        'e' => info().map(|i| date(i.not_after)).unwrap_or_default(),
+        'i' => info.map(|i| date(i.not_before)).unwrap_or_default(),
+        'e' => info.map(|i| date(i.not_after)).unwrap_or_default(),
         'r' => if cert.put.restricted { "YES" } else { "NO" }.to_string(),
         'p' => cert.put.projects.join("\n"),
         other => {
@@ -158,7 +157,14 @@ pub async fn run(ctx: &Ctx, cmd: TrustCmd) -> Result<i32, CliError> {
             let cols: Vec<char> = columns.chars().filter(|c| *c != ',').collect();
             let rows = certs
                 .iter()
-                .map(|cert| cols.iter().map(|&k| column(k, cert)).collect())
+                .map(|cert| {
+                    let info = incus_core::tls::certificate_der(&cert.put.certificate)
+                        .and_then(|der| incus_core::tls::describe(&der))
+                        .ok();
+                    cols.iter()
+                        .map(|&k| column(k, cert, info.as_ref()))
+                        .collect()
+                })
                 .collect::<Result<Vec<Vec<String>>, CliError>>()?;
             let head: Vec<String> = cols.iter().map(|&k| header(k).to_string()).collect();
             print!("{}", render(format, &head, rows, &certs)?);

@@ -8,9 +8,7 @@ client awaits their ``_async`` forms. So both APIs do exactly the same requests.
 
 from __future__ import annotations
 
-import base64
 import functools
-import json
 import os
 from pathlib import Path
 from typing import Any, Callable, Generator, Optional, TypeVar
@@ -141,12 +139,7 @@ class BaseClient:
         body = {"name": name, "type": "client", "token": True, "restricted": restricted,
                 "projects": projects or []}
         r = yield request("POST", "/1.0/certificates", body, None, False)
-        meta = r["metadata"].get("metadata") or {}
-        token = {"client_name": name, "fingerprint": meta.get("fingerprint", ""),
-                 "addresses": meta.get("addresses") or [], "secret": meta.get("secret", "")}
-        if meta.get("expiresAt"):
-            token["expires_at"] = meta["expiresAt"]
-        return base64.b64encode(json.dumps(token).encode()).decode()
+        return _native.trust_token(name, r["metadata"].get("metadata") or {})
 
     @api
     def resources(self) -> Steps[dict]:
