@@ -786,6 +786,14 @@ pub enum ImageCmd {
     /// List images.
     #[command(alias = "ls")]
     List {
+        /// `[<remote>:]` first, then filters: an alias or fingerprint prefix, or
+        /// `key=value` on the image's properties.
+        filters: Vec<String>,
+        /// Columns (`l` alias, `L` all aliases, `f` short fingerprint, `F` fingerprint,
+        /// `p` public, `d` description, `a` architecture, `t` type, `s` size,
+        /// `u` upload date).
+        #[arg(short, long, default_value = "lfpdatsu")]
+        columns: String,
         /// Format.
         #[arg(short, long, value_enum, default_value = "table")]
         format: Format,

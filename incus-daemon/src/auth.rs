@@ -5,8 +5,9 @@
 //! - HTTPS with a client certificate in the trust store (type `client`): trusted; a
 //!   `restricted` one only within its projects (see [`restricted_allows`]).
 //! - Anyone else over HTTPS is untrusted and reaches only what Incus opens to strangers:
-//!   `GET /` and `GET /1.0` (the untrusted view), `POST /1.0/certificates` (which then wants
-//!   a trust token) and operation websockets (which want their secret).
+//!   `GET /` and `GET /1.0` (the untrusted view), public images and their aliases (read and
+//!   export), `POST /1.0/certificates` (which then wants a trust token) and operation
+//!   websockets (which want their secret).
 //!
 //! Cross-site browser requests are refused on every listener (CSRF): a state-changing
 //! request whose `Sec-Fetch-Site` says `cross-site` or `same-site`, or whose `Origin` names
@@ -104,8 +105,27 @@ fn untrusted_allows(method: &Method, path: &str) -> bool {
             path.is_empty()
                 || path == "/1.0"
                 || (path.starts_with("/1.0/operations/") && path.ends_with("/websocket"))
+                || public_image_path(path)
         }
         Method::POST => path == "/1.0/certificates",
+        _ => false,
+    }
+}
+
+/// The image endpoints an untrusted caller may read (the handlers show it public images
+/// only): the list, one image, its export, the aliases.
+fn public_image_path(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix("/1.0/images") else {
+        return false;
+    };
+    if !rest.is_empty() && !rest.starts_with('/') {
+        return false;
+    }
+    let parts: Vec<&str> = rest.split('/').skip(1).collect();
+    match parts.as_slice() {
+        // Alias names may hold slashes (`debian/12`).
+        [] | ["aliases", ..] => true,
+        [fp] | [fp, "export"] => !fp.is_empty() && *fp != "aliases",
         _ => false,
     }
 }
@@ -192,6 +212,26 @@ mod tests {
         assert!(!untrusted_allows(&Method::GET, "/1.0/certificates"));
         assert!(!untrusted_allows(&Method::PUT, "/1.0"));
         assert!(!untrusted_allows(&Method::GET, "/1.0/operations/x"));
+        for p in [
+            "/1.0/images",
+            "/1.0/images/abc",
+            "/1.0/images/abc/export",
+            "/1.0/images/aliases",
+            "/1.0/images/aliases/busybox",
+            "/1.0/images/aliases/debian/12",
+        ] {
+            assert!(untrusted_allows(&Method::GET, p), "{p}");
+        }
+        for p in [
+            "/1.0/imagesx",
+            "/1.0/images/abc/secret",
+            "/1.0/images/abc/refresh",
+        ] {
+            assert!(!untrusted_allows(&Method::GET, p), "{p}");
+        }
+        assert!(!untrusted_allows(&Method::DELETE, "/1.0/images/abc"));
+        assert!(!untrusted_allows(&Method::POST, "/1.0/images"));
+        assert!(!untrusted_allows(&Method::PUT, "/1.0/images/abc"));
     }
 
     #[test]

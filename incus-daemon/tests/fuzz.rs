@@ -8,29 +8,12 @@
 //! `INCUS_FUZZ_SECONDS` (default 3) is the time per target; `INCUS_FUZZ_SEED` fixes the
 //! random seed (printed at the start) to replay a run.
 
+mod common;
+
+use common::Rng;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-/// xorshift64*: small, fast, reproducible from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-}
 
 const INTERESTING: &[u8] = b"\0\xff\x7f\x80\"{}[]\\/.:,-0 \n\t%";
 
@@ -97,16 +80,7 @@ fn budget() -> Duration {
 }
 
 fn seed() -> u64 {
-    std::env::var("INCUS_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-                | 1
-        })
+    common::seed("INCUS_FUZZ_SEED")
 }
 
 /// Saves a failing input and fails.

@@ -8,7 +8,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use common::Daemon;
@@ -267,6 +267,69 @@ fn https_remote_trust_and_hardening() {
         r#"{"trust_token":"bm90IGEgdG9rZW4="}"#,
     );
     assert_eq!(code, 403, "a bogus token");
+
+    // Public images: untrusted callers see them (and their aliases), never private ones.
+    let fp = d.local(&["image", "list", "busybox", "-f", "csv", "-c", "F"]);
+    let fp = fp.trim().to_string();
+    assert_eq!(fp.len(), 64, "{fp}");
+    let (code, body) = https(port, None, "GET", "/1.0/images", "", "");
+    assert_eq!((code, &body["metadata"]), (200, &serde_json::json!([])));
+    let image = format!("/1.0/images/{fp}");
+    assert_eq!(https(port, None, "GET", &image, "", "").0, 404);
+    assert_eq!(
+        https(port, None, "GET", &format!("{image}/export"), "", "").0,
+        404
+    );
+    assert_eq!(
+        https(port, None, "GET", "/1.0/images/aliases/busybox", "", "").0,
+        404
+    );
+    d.local(&[
+        "query",
+        "-X",
+        "PATCH",
+        &image,
+        "--data",
+        r#"{"public": true}"#,
+    ]);
+    let (code, body) = https(port, None, "GET", "/1.0/images", "", "");
+    assert_eq!(
+        (code, &body["metadata"]),
+        (200, &serde_json::json!([image]))
+    );
+    assert_eq!(https(port, None, "GET", &image, "", "").0, 200);
+    assert_eq!(
+        https(port, None, "GET", &format!("{image}/export"), "", "").0,
+        200
+    );
+    let (code, body) = https(port, None, "GET", "/1.0/images/aliases?recursion=1", "", "");
+    assert_eq!(code, 200);
+    assert_eq!(body["metadata"][0]["name"], "busybox", "{body}");
+    assert_eq!(https(port, None, "DELETE", &image, "", "").0, 403);
+    assert_eq!(
+        https(port, None, "PATCH", &image, "", r#"{"public":false}"#).0,
+        403
+    );
+    // The real client and ours, as a public remote with no certificate of theirs trusted.
+    for program in [PathBuf::from("incus"), common::our_cli()] {
+        let conf = tempfile::tempdir().expect("tempdir");
+        let client = |args: &[&str]| {
+            common::run_client(&program, Path::new("/nonexistent"), conf.path(), args, b"")
+        };
+        let url = format!("https://{addr}");
+        let add = [
+            "remote",
+            "add",
+            "pub",
+            &url,
+            "--public",
+            "--accept-certificate",
+        ];
+        common::succeeded(&add, client(&add));
+        let list = ["image", "list", "pub:", "-f", "csv", "-c", "lF"];
+        let listed = common::succeeded(&list, client(&list));
+        assert_eq!(listed.trim(), format!("busybox,{fp}"), "{program:?}");
+    }
 
     // Trusted (the laptop's certificate): full access, the environment and a CSRF check.
     let me = laptop.path();

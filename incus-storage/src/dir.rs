@@ -58,12 +58,21 @@ async fn copy_new(from: PathBuf, to: PathBuf, shift: Option<IdShift>) -> Result<
         if to.exists() {
             return Err(Error::already_exists(format!("{} exists", to.display())));
         }
-        if let Some(parent) = to.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
-        }
+        // A snapshot's parent (`containers-snapshots/<name>`) is made on first use, and
+        // removed again if that first copy fails: a failure leaves nothing behind.
+        let made_parent = match to.parent() {
+            Some(parent) if !parent.exists() => {
+                std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+                Some(parent)
+            }
+            _ => None,
+        };
         let r = copy_tree(&from, &to, shift);
         if r.is_err() {
             let _ = remove_tree(&to);
+            if let Some(parent) = made_parent {
+                let _ = std::fs::remove_dir(parent);
+            }
         }
         r
     })
@@ -196,9 +205,11 @@ impl StorageDriver for DirDriver {
 
     async fn delete_volume(&self, vol: &Volume) -> Result<()> {
         let (p, s) = (self.volume_path(vol), self.snapshots_dir(vol));
+        // Snapshots first: the volume is there until the very end, so a delete cut short
+        // is seen (`has_volume`) and can be finished.
         blocking(move || {
-            remove_tree(&p)?;
-            remove_tree(&s)
+            remove_tree(&s)?;
+            remove_tree(&p)
         })
         .await
     }

@@ -24,6 +24,59 @@ fn description(i: &api::Image) -> String {
         .unwrap_or_default()
 }
 
+/// Whether image `i` passes `incus image list` filter `f`: `key=value` on a property, or
+/// else a prefix of one of its aliases or of its fingerprint.
+fn image_matches(i: &api::Image, f: &str) -> bool {
+    match f.split_once('=') {
+        Some((k, v)) => i.put.properties.get(k).is_some_and(|p| p == v),
+        None => i.fingerprint.starts_with(f) || i.aliases.iter().any(|a| a.name.starts_with(f)),
+    }
+}
+
+fn image_header(k: char) -> &'static str {
+    match k {
+        'l' | 'L' => "ALIAS",
+        'f' | 'F' => "FINGERPRINT",
+        'p' => "PUBLIC",
+        'd' => "DESCRIPTION",
+        'a' => "ARCHITECTURE",
+        't' => "TYPE",
+        's' => "SIZE",
+        'u' => "UPLOAD DATE",
+        _ => "",
+    }
+}
+
+fn image_column(k: char, i: &api::Image) -> String {
+    let names = || i.aliases.iter().map(|a| a.name.clone()).collect::<Vec<_>>();
+    match k {
+        // `l` shows the shortest alias and how many more there are, as Incus does.
+        'l' => {
+            let n = names();
+            match n.iter().min_by_key(|a| a.len()) {
+                None => String::new(),
+                Some(short) if n.len() == 1 => short.clone(),
+                Some(short) => format!("{short} ({} more)", n.len() - 1),
+            }
+        }
+        'L' => names().join("\n"),
+        'f' => i.fingerprint.chars().take(12).collect(),
+        'F' => i.fingerprint.clone(),
+        'p' => if i.put.public { "yes" } else { "no" }.to_string(),
+        'd' => description(i),
+        'a' => i.architecture.clone(),
+        't' => if i.kind == "virtual-machine" {
+            "VIRTUAL-MACHINE"
+        } else {
+            "CONTAINER"
+        }
+        .to_string(),
+        's' => format!("{:.2}MiB", i.size as f64 / 1048576.0),
+        'u' => date(&i.uploaded_at),
+        _ => String::new(),
+    }
+}
+
 pub async fn run(ctx: &Ctx, cmd: ImageCmd) -> Result<i32, CliError> {
     match cmd {
         ImageCmd::Import {
@@ -51,45 +104,39 @@ pub async fn run(ctx: &Ctx, cmd: ImageCmd) -> Result<i32, CliError> {
                 println!("Image imported with fingerprint: {fp}");
             }
         }
-        ImageCmd::List { format } => {
-            let c = ctx.client()?;
+        ImageCmd::List {
+            mut filters,
+            columns,
+            format,
+        } => {
+            // A first argument naming a remote (`pub:`, `pub:debian`) picks the server.
+            let (c, first) = match filters.first() {
+                Some(f) if f.contains(':') => {
+                    let (c, rest) = ctx.resolve(f)?;
+                    (c, Some(rest.to_string()))
+                }
+                _ => (ctx.client()?, None),
+            };
+            if let Some(rest) = first {
+                filters.remove(0);
+                if !rest.is_empty() {
+                    filters.insert(0, rest);
+                }
+            }
             let mut images = c.images().await?;
+            images.retain(|i| filters.iter().all(|f| image_matches(i, f)));
             images.sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
+            let cols: Vec<char> = columns.chars().filter(|c| *c != ',').collect();
+            if let Some(bad) = cols.iter().find(|&&k| image_header(k).is_empty()) {
+                return Err(CliError::msg(format!(
+                    "Unknown column shorthand char '{bad}' in '{columns}'"
+                )));
+            }
             let rows = images
                 .iter()
-                .map(|i| {
-                    vec![
-                        i.aliases
-                            .iter()
-                            .map(|a| a.name.clone())
-                            .collect::<Vec<_>>()
-                            .join("\n"),
-                        i.fingerprint.chars().take(12).collect(),
-                        if i.put.public { "yes" } else { "no" }.to_string(),
-                        description(i),
-                        i.architecture.clone(),
-                        if i.kind == "virtual-machine" {
-                            "VIRTUAL-MACHINE"
-                        } else {
-                            "CONTAINER"
-                        }
-                        .to_string(),
-                        format!("{:.2}MiB", i.size as f64 / 1048576.0),
-                        date(&i.uploaded_at),
-                    ]
-                })
+                .map(|i| cols.iter().map(|&k| image_column(k, i)).collect())
                 .collect();
-            let header = [
-                "ALIAS",
-                "FINGERPRINT",
-                "PUBLIC",
-                "DESCRIPTION",
-                "ARCHITECTURE",
-                "TYPE",
-                "SIZE",
-                "UPLOAD DATE",
-            ]
-            .map(String::from);
+            let header: Vec<String> = cols.iter().map(|&k| image_header(k).to_string()).collect();
             print!("{}", render(format, &header, rows, &images)?);
         }
         ImageCmd::Info { image } => {

@@ -402,7 +402,9 @@ impl Host {
         let _g = lock.lock().await;
         let driver = self.pool_driver(&pool)?;
         let vol = crate::drivers::Volume::new(VolumeType::Container, storage_name(project, &name));
-        self.claim_volume(project, &name, &driver, &vol).await?;
+        let _intent = self
+            .claim_volume("import", project, &name, &pool, &driver, &vol)
+            .await?;
         driver.create_volume(&vol).await?;
         let snapshots: Vec<api::InstanceSnapshot> = index
             .config

@@ -9,6 +9,7 @@
 //! idmapped mount, so one volume can be shared by containers with any id map.
 
 use super::db::Table;
+use super::intents::{Intent, Unsettled};
 use super::{DEFAULT_PROJECT, Host, Operation, instance_url, with_project};
 use crate::api::{self, ConfigMap};
 use crate::config;
@@ -60,7 +61,7 @@ impl VolumeRecord {
     }
 }
 
-/// Removes what an interrupted create left under a volume's name (no record owns it).
+/// Removes what a failed cleanup left under a volume's name (no record owns it).
 pub(super) async fn reclaim_volume(driver: &Arc<dyn StorageDriver>, vol: &Volume) -> Result<()> {
     if driver.has_volume(vol).await? {
         driver.delete_volume(vol).await?;
@@ -378,7 +379,9 @@ impl Host {
         let lock = self.volume_lock(&project, pool, &req.name);
         let _g = lock.lock().await;
         let vol = driver_volume(&project, &req.name);
-        reclaim_volume(&driver, &vol).await?;
+        let _intent = self
+            .claim_custom_volume("create", &project, pool, &req.name, &driver)
+            .await?;
         driver.create_volume(&vol).await?;
         let rec = VolumeRecord::new(pool, &project, &req.name, cfg, &req.put.description);
         let done = async {
@@ -395,6 +398,33 @@ impl Host {
         }
         self.volume_event("storage-volume-created", &project, pool, &req.name);
         Ok(())
+    }
+
+    /// Before a new custom volume is made (under its lock): refuses a name another create
+    /// has meanwhile taken, removes a volume no record owns (left by a failed cleanup), and
+    /// records the intent to make it, which the caller holds until it is complete.
+    pub(super) async fn claim_custom_volume(
+        &self,
+        action: &str,
+        project: &str,
+        pool: &str,
+        name: &str,
+        driver: &Arc<dyn StorageDriver>,
+    ) -> Result<Intent> {
+        if self.volume_record(project, pool, name).is_ok() {
+            return Err(Error::already_exists(format!(
+                "Storage volume {name:?} already exists"
+            )));
+        }
+        reclaim_volume(driver, &driver_volume(project, name)).await?;
+        self.begin(
+            action,
+            Unsettled::CustomVolume {
+                project: project.into(),
+                pool: pool.into(),
+                name: name.into(),
+            },
+        )
     }
 
     pub(super) fn check_new_volume(
@@ -538,12 +568,6 @@ impl Host {
     async fn copy_volume(&self, c: &VolumeCopy) -> Result<()> {
         let lock = self.volume_lock(&c.project, &c.pool, &c.name);
         let _g = lock.lock().await;
-        if self.volume_record(&c.project, &c.pool, &c.name).is_ok() {
-            return Err(Error::already_exists(format!(
-                "Storage volume {:?} already exists",
-                c.name
-            )));
-        }
         let src_driver = self.pool_driver(&c.src_pool)?;
         let driver = self.pool_driver(&c.pool)?;
         let src_vol = driver_volume(&c.src_project, &c.src_name);
@@ -553,7 +577,9 @@ impl Host {
         } else {
             self.volume_snapshots(&c.src_project, &c.src_pool, &c.src_name)?
         };
-        reclaim_volume(&driver, &vol).await?;
+        let _intent = self
+            .claim_custom_volume("copy", &c.project, &c.pool, &c.name, &driver)
+            .await?;
         let work = async {
             if c.src_pool == c.pool {
                 let names: Vec<String> = snaps
@@ -843,6 +869,15 @@ impl Host {
         let lock = self.volume_lock(&project, pool, name);
         let _g = lock.lock().await;
         let driver = self.pool_driver(pool)?;
+        self.volume_record(&project, pool, name)?;
+        let _intent = self.begin(
+            "delete",
+            Unsettled::CustomVolume {
+                project: project.clone(),
+                pool: pool.into(),
+                name: name.into(),
+            },
+        )?;
         driver.delete_volume(&driver_volume(&project, name)).await?;
         self.inner.db.delete_prefix(
             Table::VolumeSnapshots,
@@ -1058,6 +1093,25 @@ impl Host {
                 let _g = lock.lock().await;
                 let driver = host.pool_driver(&pool)?;
                 let vol = driver_volume(&project, &name);
+                // Checked again under the lock: settling a crash removes what the intent
+                // names, so it must never name a snapshot another create completed.
+                if host
+                    .get_volume_snapshot(&project, &pool, &name, &snap)
+                    .is_ok()
+                {
+                    return Err(Error::already_exists(format!(
+                        "Snapshot {snap:?} already exists"
+                    )));
+                }
+                let _intent = host.begin(
+                    "create",
+                    Unsettled::CustomVolumeSnapshot {
+                        project: project.clone(),
+                        pool: pool.clone(),
+                        volume: name.clone(),
+                        snapshot: snap.clone(),
+                    },
+                )?;
                 driver.create_snapshot(&vol, &snap).await?;
                 let s = VolumeSnapshotRecord {
                     pool: pool.clone(),
@@ -1131,6 +1185,16 @@ impl Host {
         let lock = self.volume_lock(project, pool, name);
         let _g = lock.lock().await;
         let driver = self.pool_driver(pool)?;
+        self.get_volume_snapshot(project, pool, name, snap)?;
+        let _intent = self.begin(
+            "delete",
+            Unsettled::CustomVolumeSnapshot {
+                project: project.into(),
+                pool: pool.into(),
+                volume: name.into(),
+                snapshot: snap.into(),
+            },
+        )?;
         driver
             .delete_snapshot(&driver_volume(project, name), snap)
             .await?;

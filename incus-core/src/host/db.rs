@@ -37,6 +37,9 @@ pub enum Table {
     Networks,
     /// Trusted client certificates by fingerprint (project column unused).
     Certificates,
+    /// Actions under way on disks and database together, by a random key (project column
+    /// unused): see `host::intents`.
+    Intents,
 }
 
 impl Table {
@@ -53,6 +56,7 @@ impl Table {
             Table::VolumeSnapshots => "volume_snapshots",
             Table::Networks => "networks",
             Table::Certificates => "certificates",
+            Table::Intents => "intents",
         }
     }
 }
@@ -75,6 +79,8 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE networks (project TEXT NOT NULL, name TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (project, name));",
     // 4: the trust store.
     "CREATE TABLE certificates (project TEXT NOT NULL, name TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (project, name));",
+    // 5: the crash journal.
+    "CREATE TABLE intents (project TEXT NOT NULL, name TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (project, name));",
 ];
 
 /// The database handle.
@@ -178,28 +184,50 @@ impl Db {
         t: Table,
         project: Option<&str>,
     ) -> Result<Vec<(String, T)>> {
-        let c = self.lock()?;
-        let mut stmt = c
-            .prepare_cached(&format!(
+        self.pairs(
+            &format!(
                 "SELECT project, data FROM {} WHERE ?1 IS NULL OR project=?1 ORDER BY project, name",
                 t.name()
-            ))
-            .map_err(sql)?;
+            ),
+            params![project],
+        )
+    }
+
+    /// All objects of one project with their names, in insertion order.
+    pub fn list_keyed<T: DeserializeOwned>(
+        &self,
+        t: Table,
+        project: &str,
+    ) -> Result<Vec<(String, T)>> {
+        self.pairs(
+            &format!(
+                "SELECT name, data FROM {} WHERE project=?1 ORDER BY rowid",
+                t.name()
+            ),
+            params![project],
+        )
+    }
+
+    /// Runs a query of (text, object JSON) rows.
+    fn pairs<T: DeserializeOwned>(
+        &self,
+        query: &str,
+        args: impl rusqlite::Params,
+    ) -> Result<Vec<(String, T)>> {
+        let c = self.lock()?;
+        let mut stmt = c.prepare_cached(query).map_err(sql)?;
         let rows = stmt
-            .query_map(params![project], |r| {
+            .query_map(args, |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
             })
             .map_err(sql)?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (p, s) = row.map_err(sql)?;
-            out.push((
-                p,
-                serde_json::from_str(&s)
-                    .map_err(|e| Error::internal(format!("database row: {e}")))?,
-            ));
-        }
-        Ok(out)
+        rows.map(|r| {
+            let (key, s) = r.map_err(sql)?;
+            let obj = serde_json::from_str(&s)
+                .map_err(|e| Error::internal(format!("database row: {e}")))?;
+            Ok((key, obj))
+        })
+        .collect()
     }
 
     /// Names in a table whose name starts with `prefix` (for snapshots of one instance).

@@ -32,6 +32,10 @@ pub struct ImageImport {
     pub properties: ConfigMap,
     /// Original file name to record.
     pub filename: String,
+    /// Move the files into the image store instead of copying them (they must be on the
+    /// state directory's filesystem, as the daemon's uploads under `images/` are): no second
+    /// copy on disk, and nothing to copy when the disk is nearly full.
+    pub move_files: bool,
 }
 
 fn hash_files(files: &[&Path]) -> Result<(String, i64)> {
@@ -142,9 +146,9 @@ impl Host {
             )));
         }
         let dest = self.image_file(&fp);
-        copy_file(&req.metadata, &dest)?;
+        place_file(&req.metadata, &dest, req.move_files)?;
         if let Some(r) = &req.rootfs
-            && let Err(e) = copy_file(r, &dest.with_extension("rootfs"))
+            && let Err(e) = place_file(r, &dest.with_extension("rootfs"), req.move_files)
         {
             let _ = std::fs::remove_file(&dest);
             return Err(e);
@@ -403,6 +407,14 @@ impl Host {
         if driver.has_volume(&vol).await? {
             return Ok(vol);
         }
+        // A crash part-way must not leave a half-unpacked image that later creates would use.
+        let _intent = self.begin(
+            "unpack",
+            super::intents::Unsettled::ImageVolume {
+                pool: pool.into(),
+                fingerprint: fingerprint.into(),
+            },
+        )?;
         driver.create_volume(&vol).await?;
         let dest = driver.volume_path(&vol);
         let (meta, rootfs) = (
@@ -557,10 +569,20 @@ fn unpack(
     Ok(())
 }
 
-fn copy_file(from: &Path, to: &Path) -> Result<()> {
+/// Puts `from` at `to` by a rename (`moving`) or through a temporary copy beside `to`, so
+/// `to` is whole or absent; a failed copy (a full disk) leaves nothing behind.
+fn place_file(from: &Path, to: &Path, moving: bool) -> Result<()> {
+    if moving {
+        return std::fs::rename(from, to).map_err(|e| Error::io(to.display(), e));
+    }
     let tmp = to.with_extension("incustmp");
-    std::fs::copy(from, &tmp).map_err(|e| Error::io(from.display(), e))?;
-    std::fs::rename(&tmp, to).map_err(|e| Error::io(to.display(), e))
+    let copied = std::fs::copy(from, &tmp)
+        .map_err(|e| Error::io(tmp.display(), e))
+        .and_then(|_| std::fs::rename(&tmp, to).map_err(|e| Error::io(to.display(), e)));
+    if copied.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    copied
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use super::custom_volumes::{reclaim_volume, replay_volume};
 use super::db::Table;
 use super::instances::{instance_pool, is_root_disk, resources, root_disk, storage_name};
+use super::intents::Unsettled;
 use super::{Host, Operation};
 use crate::drivers::{Volume, VolumeType};
 use crate::error::{Error, Result};
@@ -114,6 +115,12 @@ impl Host {
         let mut check = put.clone();
         check.config.retain(|k, _| !k.starts_with("volatile."));
         let (_, expanded) = self.validate_put(project, &check)?;
+        let moving = |pool: &str| Unsettled::PoolCopy {
+            project: project.into(),
+            name: name.into(),
+            pool: pool.into(),
+        };
+        let new_copy = self.begin("move", moving(pool))?;
         reclaim_volume(&driver, &vol).await?;
         let copied = async {
             replay_volume(&src_driver, &src_vol, &snapshots, &driver, &vol).await?;
@@ -136,10 +143,14 @@ impl Host {
                 .delete_prefix(Table::Snapshots, project, &format!("{name}/"))?;
         }
         // The new volume is the instance's now; the old one goes (a failure here leaves only
-        // an orphan volume on the old pool, which the next create of that name reclaims).
+        // an orphan volume on the old pool, which the next create of that name reclaims; a
+        // crash, which the next start removes).
+        let old_copy = self.begin("move", moving(instance_pool(&inst)))?;
+        drop(new_copy);
         if let Err(e) = src_driver.delete_volume(&src_vol).await {
             tracing::warn!(volume = %src_vol.name, error = %e, "old volume left after a move");
         }
+        drop(old_copy);
         self.refresh_backup_yaml(project, name);
         self.inner.events.lifecycle(
             "instance-updated",

@@ -6,6 +6,7 @@
 //! per-instance lock; different instances never wait on each other.
 
 use super::db::Table;
+use super::intents::{Intent, Unsettled};
 use super::{DEFAULT_PROJECT, Host, Operation, instance_url, state, templates};
 use crate::api::{self, ConfigMap, StatusCode};
 use crate::config;
@@ -201,25 +202,35 @@ impl Host {
     }
 
     /// Before a new instance's volume is made (under the instance lock): refuses a name
-    /// that another create has meanwhile taken, and removes a volume that no instance
-    /// record owns, left by a create interrupted by a crash or `kill -9`.
+    /// that another create has meanwhile taken, removes a volume that no instance record
+    /// owns (left by a failed cleanup), and records the intent to make the instance on
+    /// `pool`, which the caller holds until the instance is complete (or cleaned up).
     pub(super) async fn claim_volume(
         &self,
+        action: &str,
         project: &str,
         name: &str,
+        pool: &str,
         driver: &Arc<dyn crate::drivers::StorageDriver>,
         vol: &Volume,
-    ) -> Result<()> {
+    ) -> Result<Intent> {
         if self.instance_row(project, name).is_ok() {
             return Err(Error::already_exists(format!(
                 "Instance {name:?} already exists"
             )));
         }
         if driver.has_volume(vol).await? {
-            tracing::warn!(volume = %vol.name, "removing a volume left by an interrupted create");
+            tracing::warn!(volume = %vol.name, "removing a volume no instance owns");
             driver.delete_volume(vol).await?;
         }
-        Ok(())
+        self.begin(
+            action,
+            Unsettled::Instance {
+                project: project.into(),
+                name: name.into(),
+                pool: pool.into(),
+            },
+        )
     }
 
     pub(crate) fn get_instance_record(&self, project: &str, name: &str) -> Result<api::Instance> {
@@ -485,7 +496,9 @@ impl Host {
                 let _g = lock.lock().await;
                 let driver = host.pool_driver(&pool)?;
                 let vol = Volume::new(VolumeType::Container, storage_name(&project_s, &name));
-                host.claim_volume(&project_s, &name, &driver, &vol).await?;
+                let intent = host
+                    .claim_volume("create", &project_s, &name, &pool, &driver, &vol)
+                    .await?;
                 let privileged = config::is_true(&record.put.config, "security.privileged")
                     || host
                         .validate_put(&project_s, &record.put)
@@ -534,6 +547,7 @@ impl Host {
                     "create",
                     shift,
                 );
+                drop(intent);
                 drop(_g);
                 if start {
                     host.start_locked(&project_s, &name).await?;
@@ -608,7 +622,9 @@ impl Host {
                 let (src_driver, src_vol) = host.root_volume(&src)?;
                 let driver = target_driver;
                 let vol = Volume::new(VolumeType::Container, storage_name(&project, &name));
-                host.claim_volume(&project, &name, &driver, &vol).await?;
+                let intent = host
+                    .claim_volume("copy", &project, &name, &pool, &driver, &vol)
+                    .await?;
                 let names: Vec<String> = snapshots.iter().map(|s| s.name.clone()).collect();
                 let copied = async {
                     if pool == src_pool {
@@ -656,6 +672,7 @@ impl Host {
                 let shift = (!config::is_true(&record.put.config, "security.privileged"))
                     .then_some(host.inner.idmap);
                 host.finish_new_instance(&project, &name, &driver.volume_path(&vol), "copy", shift);
+                drop(intent);
                 if start {
                     host.start_locked(&project, &name).await?;
                 }
@@ -946,7 +963,16 @@ impl Host {
             ));
         }
         let (driver, vol) = self.root_volume(&inst)?;
-        // Storage first: a failure leaves the record (and a retry possible), never orphans.
+        // Storage first: a failure leaves the record (and a retry possible), never orphans;
+        // a crash is finished on the next start.
+        let _intent = self.begin(
+            "delete",
+            Unsettled::Instance {
+                project: project.into(),
+                name: name.into(),
+                pool: instance_pool(&inst).into(),
+            },
+        )?;
         driver.delete_volume(&vol).await?;
         self.inner
             .db
@@ -1463,7 +1489,19 @@ impl Host {
             "Snapshotting instance",
             move |host, project, name| async move {
                 let (driver, vol) = host.root_volume(&inst)?;
-                driver.create_snapshot(&vol, &snap_name).await?;
+                // Checked again under the lock: settling a crash removes what the intent
+                // names, so it must never name a snapshot another create completed.
+                if host.get_snapshot(&project, &name, &snap_name).is_ok() {
+                    return Err(Error::already_exists(format!(
+                        "Snapshot {snap_name:?} already exists"
+                    )));
+                }
+                let _intent =
+                    host.begin("create", host.snapshot_object(&inst, &project, &snap_name))?;
+                driver
+                    .create_snapshot(&vol, &snap_name)
+                    .await
+                    .map_err(|e| e.context(format!("Failed creating snapshot {snap_name:?}")))?;
                 let now = chrono::Utc::now();
                 let rec = SnapshotRecord {
                     instance: name.clone(),
@@ -1505,6 +1543,16 @@ impl Host {
         ))
     }
 
+    /// The intent object for snapshot `snapshot` of `inst`.
+    fn snapshot_object(&self, inst: &api::Instance, project: &str, snapshot: &str) -> Unsettled {
+        Unsettled::InstanceSnapshot {
+            project: project.into(),
+            instance: inst.name.clone(),
+            snapshot: snapshot.into(),
+            pool: instance_pool(inst).into(),
+        }
+    }
+
     /// Deletes a snapshot.
     pub async fn delete_snapshot(
         &self,
@@ -1521,6 +1569,9 @@ impl Host {
             "Deleting snapshot",
             move |host, project, name| async move {
                 let (driver, vol) = host.root_volume(&inst)?;
+                host.get_snapshot(&project, &name, &snapshot)?;
+                let _intent =
+                    host.begin("delete", host.snapshot_object(&inst, &project, &snapshot))?;
                 driver.delete_snapshot(&vol, &snapshot).await?;
                 host.inner
                     .db

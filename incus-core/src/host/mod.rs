@@ -19,6 +19,7 @@ mod idmap;
 mod images;
 mod instance_move;
 mod instances;
+mod intents;
 pub mod lxc;
 mod metadata;
 mod networks;
@@ -227,6 +228,8 @@ impl Host {
             let d = host.pool_driver(&pool.name)?;
             d.mount_pool().await?;
         }
+        host.settle_intents().await?;
+        host.sweep_image_files()?;
         Ok(host)
     }
 

@@ -17,8 +17,8 @@ use super::backups::{
     json_of, pick_backup_name, read_backups, rename_backup_files, unpack_backup,
 };
 use super::custom_volumes::{
-    VolumeRecord, VolumeSnapshotRecord, driver_volume, key, reclaim_volume, replace_contents,
-    snap_name, validate_volume_config,
+    VolumeRecord, VolumeSnapshotRecord, driver_volume, key, replace_contents, snap_name,
+    validate_volume_config,
 };
 use super::db::Table;
 use super::{Host, Operation, with_project};
@@ -358,7 +358,9 @@ impl Host {
         // Made by someone else while the archive was unpacked.
         self.check_new_volume(project, pool, &req)?;
         let vol = driver_volume(project, &name);
-        reclaim_volume(&driver, &vol).await?;
+        let _intent = self
+            .claim_custom_volume("import", project, pool, &name, &driver)
+            .await?;
         driver.create_volume(&vol).await?;
         let mut rec = VolumeRecord::new(
             pool,

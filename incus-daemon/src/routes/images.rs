@@ -1,16 +1,45 @@
-//! `/1.0/images` (read and delete; upload comes next).
+//! `/1.0/images`: upload, read, edit, export, delete, aliases. Untrusted callers (HTTPS
+//! without a trusted certificate) read public images and their aliases only.
 
 use super::{Q, St, names_or_objects, project};
+use crate::auth::Access;
 use crate::response::{ApiResult, operation, sync};
+use axum::Extension;
 use axum::extract::Path;
 
-pub(crate) async fn list(st: St, q: Q) -> ApiResult {
-    let images = st.host.list_images(&project(&q))?;
+/// Untrusted callers see public images only, as with Incus; to them a private image does
+/// not exist.
+fn visible(access: &Access, img: &incus_core::api::Image) -> bool {
+    access.trusted() || img.put.public
+}
+
+/// The image `fp` if the caller may see it.
+fn image_for(
+    st: &St,
+    access: &Access,
+    project: &str,
+    fp: &str,
+) -> Result<incus_core::api::Image, incus_core::Error> {
+    let img = st.host.get_image(project, fp)?;
+    if !visible(access, &img) {
+        return Err(incus_core::Error::not_found("Image not found"));
+    }
+    Ok(img)
+}
+
+pub(crate) async fn list(st: St, Extension(access): Extension<Access>, q: Q) -> ApiResult {
+    let mut images = st.host.list_images(&project(&q))?;
+    images.retain(|i| visible(&access, i));
     names_or_objects(&q, images, |i| format!("/1.0/images/{}", i.fingerprint))
 }
 
-pub(crate) async fn get(st: St, q: Q, Path(fp): Path<String>) -> ApiResult {
-    let img = st.host.get_image(&project(&q), &fp)?;
+pub(crate) async fn get(
+    st: St,
+    Extension(access): Extension<Access>,
+    q: Q,
+    Path(fp): Path<String>,
+) -> ApiResult {
+    let img = image_for(&st, &access, &project(&q), &fp)?;
     crate::response::sync_etag(&img, &crate::response::etag(&img.put))
 }
 
@@ -30,13 +59,34 @@ pub(crate) async fn delete(st: St, q: Q, Path(fp): Path<String>) -> ApiResult {
     operation(&op)
 }
 
-pub(crate) async fn aliases(st: St, q: Q) -> ApiResult {
-    let aliases = st.host.list_image_aliases(&project(&q))?;
+pub(crate) async fn aliases(st: St, Extension(access): Extension<Access>, q: Q) -> ApiResult {
+    let p = project(&q);
+    let mut aliases = st.host.list_image_aliases(&p)?;
+    if !access.trusted() {
+        let public: std::collections::HashSet<String> = st
+            .host
+            .list_images(&p)?
+            .into_iter()
+            .filter(|i| i.put.public)
+            .map(|i| i.fingerprint)
+            .collect();
+        aliases.retain(|a| public.contains(&a.put.target));
+    }
     names_or_objects(&q, aliases, |a| format!("/1.0/images/aliases/{}", a.name))
 }
 
-pub(crate) async fn alias(st: St, q: Q, Path(name): Path<String>) -> ApiResult {
-    sync(&st.host.get_image_alias(&project(&q), &name)?)
+pub(crate) async fn alias(
+    st: St,
+    Extension(access): Extension<Access>,
+    q: Q,
+    Path(name): Path<String>,
+) -> ApiResult {
+    let p = project(&q);
+    let alias = st.host.get_image_alias(&p, &name)?;
+    if !access.trusted() && image_for(&st, &access, &p, &alias.put.target).is_err() {
+        return Err(incus_core::Error::not_found("Image alias not found").into());
+    }
+    sync(&alias)
 }
 
 /// `POST /1.0/images` with the image as the raw body (a unified tarball), or as
@@ -83,6 +133,7 @@ pub(crate) async fn upload(
         metadata: tmp_path.clone(),
         public,
         filename,
+        move_files: true,
         ..Default::default()
     };
     import_operation(&st, p, req, vec![tmp_path])
@@ -109,10 +160,15 @@ pub(crate) async fn delete_alias(st: St, q: Q, Path(name): Path<String>) -> ApiR
 /// `GET /1.0/images/<fp>/export`: the original file of a unified image, byte-identical; for a
 /// split image, the metadata and rootfs files as `multipart/form-data` parts `metadata` and
 /// `rootfs`, as Incus sends them.
-pub(crate) async fn export(st: St, q: Q, Path(fp): Path<String>) -> ApiResult {
+pub(crate) async fn export(
+    st: St,
+    Extension(access): Extension<Access>,
+    q: Q,
+    Path(fp): Path<String>,
+) -> ApiResult {
     use axum::response::IntoResponse;
     let p = project(&q);
-    let img = st.host.get_image(&p, &fp)?;
+    let img = image_for(&st, &access, &p, &fp)?;
     let (meta, rootfs) = st.host.image_files(&p, &img.fingerprint)?;
     let read = |path: &std::path::Path| {
         std::fs::read(path).map_err(|e| incus_core::Error::io(path.display(), e))
@@ -234,7 +290,7 @@ async fn save_field(
     {
         file.write_all(&chunk)
             .await
-            .map_err(|e| incus_core::Error::io(path.display(), e))?;
+            .map_err(|e| incus_core::Error::io(path.display(), e).context(super::STORE_FAILED))?;
     }
     // tokio's File writes in the background: the last chunk must land before anyone reads.
     file.flush()
@@ -287,6 +343,17 @@ async fn upload_split(
         };
         if let Err(e) = r {
             cleanup();
+            // Read what the client still sends (bounded), so it gets this error.
+            let rest = futures_util::stream::unfold(multipart, |mut m| async move {
+                let mut field = m.next_field().await.ok().flatten()?;
+                let mut n = 0usize;
+                while let Ok(Some(c)) = field.chunk().await {
+                    n += c.len();
+                }
+                drop(field);
+                Some((Ok::<usize, ()>(n), m))
+            });
+            super::drain(rest).await;
             return Err(e.into());
         }
     }
@@ -302,6 +369,7 @@ async fn upload_split(
         metadata: meta.clone(),
         rootfs: Some(rootfs.clone()),
         public,
+        move_files: true,
         ..Default::default()
     };
     import_operation(&st, p, req, vec![meta, rootfs])

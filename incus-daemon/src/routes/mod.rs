@@ -48,6 +48,35 @@ pub(crate) fn incus_header(h: &axum::http::HeaderMap, name: &str) -> Option<Stri
 
 /// Streams a request body into a new file at `path` (never held in memory); on failure the
 /// file is removed.
+/// What a failure to store an upload on disk is reported as (before the cause).
+pub(crate) const STORE_FAILED: &str = "Failed storing the upload";
+
+/// How much of a failed upload is still read (and thrown away) so that the client, still
+/// sending, can read the error: at most this many bytes, for at most [`DRAIN_TIME`].
+const DRAIN_BYTES: u64 = 1 << 30;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Reads and discards the rest of a request body, bounded by [`DRAIN_BYTES`] and
+/// [`DRAIN_TIME`]: a server that closes the connection while the client is still writing
+/// makes it report a broken pipe instead of the error the response holds.
+pub(crate) async fn drain<S, E>(stream: S)
+where
+    S: futures_util::Stream<Item = Result<usize, E>>,
+{
+    use futures_util::StreamExt;
+    let mut stream = std::pin::pin!(stream);
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        let mut total = 0u64;
+        while let Some(Ok(n)) = stream.next().await {
+            total += n as u64;
+            if total > DRAIN_BYTES {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 pub(crate) async fn save_body(
     body: axum::body::Body,
     path: &std::path::Path,
@@ -63,7 +92,10 @@ pub(crate) async fn save_body(
         match chunk {
             Ok(c) => {
                 if let Err(e) = file.write_all(&c).await {
-                    failed = Some(incus_core::Error::io(path.display(), e));
+                    failed = Some(incus_core::Error::io(path.display(), e).context(STORE_FAILED));
+                    // The client is still sending: read the rest (bounded), so it gets the
+                    // error instead of a broken pipe.
+                    drain(stream.map(|c| c.map(|b| b.len()))).await;
                     break;
                 }
             }
