@@ -6,8 +6,8 @@
 //!   `restricted` one only within its projects (see [`restricted_allows`]).
 //! - Anyone else over HTTPS is untrusted and reaches only what Incus opens to strangers:
 //!   `GET /` and `GET /1.0` (the untrusted view), public images and their aliases (read and
-//!   export), `POST /1.0/certificates` (which then wants a trust token) and operation
-//!   websockets (which want their secret).
+//!   export), `POST /1.0/certificates` (which then wants a trust token), operation
+//!   websockets and waits (which want a secret).
 //!
 //! Cross-site browser requests are refused on every listener (CSRF): a state-changing
 //! request whose `Sec-Fetch-Site` says `cross-site` or `same-site`, or whose `Origin` names
@@ -104,7 +104,8 @@ fn untrusted_allows(method: &Method, path: &str) -> bool {
         Method::GET => {
             path.is_empty()
                 || path == "/1.0"
-                || (path.starts_with("/1.0/operations/") && path.ends_with("/websocket"))
+                || (path.starts_with("/1.0/operations/")
+                    && (path.ends_with("/websocket") || path.ends_with("/wait")))
                 || public_image_path(path)
         }
         Method::POST => path == "/1.0/certificates",
@@ -212,6 +213,8 @@ mod tests {
         assert!(!untrusted_allows(&Method::GET, "/1.0/certificates"));
         assert!(!untrusted_allows(&Method::PUT, "/1.0"));
         assert!(!untrusted_allows(&Method::GET, "/1.0/operations/x"));
+        assert!(untrusted_allows(&Method::GET, "/1.0/operations/x/wait"));
+        assert!(!untrusted_allows(&Method::DELETE, "/1.0/operations/x"));
         for p in [
             "/1.0/images",
             "/1.0/images/abc",

@@ -419,6 +419,47 @@ fn https_remote_trust_and_hardening() {
     assert!(run(&["list", "srv:", "--project", "blue", "-c", "n", "-f", "csv"]).contains("b1"));
     run(&["delete", "-f", "srv:b1", "--project", "blue"]);
 
+    // Operations: another project's are not found by a restricted certificate; an untrusted
+    // caller may wait on one only with its secret (a token operation's).
+    let (code, body) = common::unix_request(
+        &sock,
+        "POST",
+        "/1.0/certificates",
+        r#"{"name":"waiter","token":true}"#,
+    );
+    assert_eq!(code, 202, "{body}");
+    let op_id = body["metadata"]["id"].as_str().expect("id").to_string();
+    let secret = body["metadata"]["metadata"]["secret"]
+        .as_str()
+        .expect("secret")
+        .to_string();
+    let op = format!("/1.0/operations/{op_id}");
+    // (Without `?project=blue` the request is refused before that, 403.)
+    assert_eq!(https(port, Some(me), "GET", &op, "", "").0, 403);
+    for (method, path) in [
+        ("GET", format!("{op}?project=blue")),
+        ("GET", format!("{op}/wait?timeout=0&project=blue")),
+        ("DELETE", format!("{op}?project=blue")),
+    ] {
+        assert_eq!(
+            https(port, Some(me), method, &path, "", "").0,
+            404,
+            "restricted {method} {path}"
+        );
+    }
+    assert_eq!(https(port, None, "GET", &op, "", "").0, 403);
+    for query in ["timeout=0", "timeout=0&secret=wrong", "timeout=0&secret="] {
+        let path = format!("{op}/wait?{query}");
+        assert_eq!(https(port, None, "GET", &path, "", "").0, 403, "{path}");
+    }
+    let path = format!("{op}/wait?timeout=0&secret={secret}");
+    let (code, body) = https(port, None, "GET", &path, "", "");
+    assert_eq!(
+        (code, body["metadata"]["id"].as_str()),
+        (200, Some(op_id.as_str()))
+    );
+    assert_eq!(common::unix_request(&sock, "DELETE", &op, "").0, 200);
+
     // Changing the address moves the listener; a port in use is refused and nothing changes.
     let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let busy_addr = busy.local_addr().expect("addr").to_string();

@@ -340,6 +340,11 @@ impl Operation {
         self.get().id
     }
 
+    /// The project the operation belongs to.
+    pub fn project(&self) -> &str {
+        &self.state.project
+    }
+
     /// The operation as the API shows it now.
     pub fn get(&self) -> api::Operation {
         match self.state.op.lock() {

@@ -1,7 +1,9 @@
 //! `/1.0/operations` and the `/1.0/events` websocket.
 
 use super::{Q, St, project};
+use crate::auth::Access;
 use crate::response::{ApiResult, sync, sync_empty};
+use axum::Extension;
 use axum::extract::Path;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
@@ -26,17 +28,69 @@ pub(crate) async fn list(st: St, q: Q) -> ApiResult {
     sync(&grouped)
 }
 
-pub(crate) async fn get(st: St, Path(id): Path<String>) -> ApiResult {
-    sync(&st.host.operation(&id)?.get())
+/// The operation `id` if the caller may see it: a restricted certificate only its projects'
+/// (another project's operation does not exist for it); an untrusted caller only with the
+/// operation's `secret` (token operations hand one out), as Incus allows for waiting.
+fn visible_operation(
+    st: &St,
+    access: &Access,
+    q: &Q,
+    id: &str,
+) -> Result<incus_core::host::Operation, incus_core::Error> {
+    let op = st.host.operation(id)?;
+    match access {
+        Access::Untrusted(_) => {
+            let given = q.get("secret").map(String::as_str).unwrap_or_default();
+            let secret = op
+                .get()
+                .metadata
+                .as_ref()
+                .and_then(|m| m.get("secret"))
+                .and_then(|s| s.as_str().map(str::to_string));
+            match secret {
+                Some(s)
+                    if !given.is_empty() && incus_core::host::trust::secrets_equal(&s, given) =>
+                {
+                    Ok(op)
+                }
+                _ => Err(incus_core::Error::forbidden("not authorized")),
+            }
+        }
+        _ => match access.projects() {
+            Some(projects) if !projects.iter().any(|p| p == op.project()) => {
+                Err(incus_core::Error::not_found("Operation not found"))
+            }
+            _ => Ok(op),
+        },
+    }
 }
 
-pub(crate) async fn cancel(st: St, Path(id): Path<String>) -> ApiResult {
-    st.host.operation(&id)?.cancel()?;
+pub(crate) async fn get(
+    st: St,
+    Extension(access): Extension<Access>,
+    q: Q,
+    Path(id): Path<String>,
+) -> ApiResult {
+    sync(&visible_operation(&st, &access, &q, &id)?.get())
+}
+
+pub(crate) async fn cancel(
+    st: St,
+    Extension(access): Extension<Access>,
+    q: Q,
+    Path(id): Path<String>,
+) -> ApiResult {
+    visible_operation(&st, &access, &q, &id)?.cancel()?;
     sync_empty()
 }
 
-pub(crate) async fn wait(st: St, q: Q, Path(id): Path<String>) -> ApiResult {
-    let op = st.host.operation(&id)?;
+pub(crate) async fn wait(
+    st: St,
+    Extension(access): Extension<Access>,
+    q: Q,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let op = visible_operation(&st, &access, &q, &id)?;
     let timeout = q
         .get("timeout")
         .and_then(|t| t.parse::<i64>().ok())
