@@ -547,7 +547,7 @@ fn what_a_killed_daemon_left_is_settled_on_start() {
     d.child = spawn_incusd(&dir);
     let (db, intents) = recorded(&dir);
     assert_eq!(intents, 1, "only the unsettleable intent stays");
-    leave_intent_cleanup(&dir, "i7");
+    remove_intent(&dir, "i7");
     assert_consistent(&d, "after settling");
     assert_eq!(
         db.instances,
@@ -581,7 +581,7 @@ fn what_a_killed_daemon_left_is_settled_on_start() {
     assert_consistent(&d, "at the end");
 }
 
-fn leave_intent_cleanup(dir: &Path, key: &str) {
+fn remove_intent(dir: &Path, key: &str) {
     let db = Db::open(&dir.join("database")).expect("open the database");
     db.delete(Table::Intents, "", key).expect("delete intent");
 }

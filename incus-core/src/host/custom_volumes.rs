@@ -869,6 +869,7 @@ impl Host {
         let lock = self.volume_lock(&project, pool, name);
         let _g = lock.lock().await;
         let driver = self.pool_driver(pool)?;
+        // Again under the lock: a delete that waited for it may find the volume gone.
         self.volume_record(&project, pool, name)?;
         let _intent = self.begin(
             "delete",

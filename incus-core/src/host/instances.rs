@@ -41,6 +41,16 @@ pub(crate) fn instance_pool(inst: &api::Instance) -> &str {
         .unwrap_or_default()
 }
 
+/// The intent object for snapshot `snapshot` of `inst`.
+fn snapshot_object(inst: &api::Instance, project: &str, snapshot: &str) -> Unsettled {
+    Unsettled::InstanceSnapshot {
+        project: project.into(),
+        instance: inst.name.clone(),
+        snapshot: snapshot.into(),
+        pool: instance_pool(inst).into(),
+    }
+}
+
 /// Whether a device is a root disk (`type: disk`, `path: /`).
 pub(super) fn is_root_disk(d: &ConfigMap) -> bool {
     d.get("type").map(String::as_str) == Some("disk")
@@ -1496,8 +1506,7 @@ impl Host {
                         "Snapshot {snap_name:?} already exists"
                     )));
                 }
-                let _intent =
-                    host.begin("create", host.snapshot_object(&inst, &project, &snap_name))?;
+                let _intent = host.begin("create", snapshot_object(&inst, &project, &snap_name))?;
                 driver
                     .create_snapshot(&vol, &snap_name)
                     .await
@@ -1543,16 +1552,6 @@ impl Host {
         ))
     }
 
-    /// The intent object for snapshot `snapshot` of `inst`.
-    fn snapshot_object(&self, inst: &api::Instance, project: &str, snapshot: &str) -> Unsettled {
-        Unsettled::InstanceSnapshot {
-            project: project.into(),
-            instance: inst.name.clone(),
-            snapshot: snapshot.into(),
-            pool: instance_pool(inst).into(),
-        }
-    }
-
     /// Deletes a snapshot.
     pub async fn delete_snapshot(
         &self,
@@ -1570,8 +1569,7 @@ impl Host {
             move |host, project, name| async move {
                 let (driver, vol) = host.root_volume(&inst)?;
                 host.get_snapshot(&project, &name, &snapshot)?;
-                let _intent =
-                    host.begin("delete", host.snapshot_object(&inst, &project, &snapshot))?;
+                let _intent = host.begin("delete", snapshot_object(&inst, &project, &snapshot))?;
                 driver.delete_snapshot(&vol, &snapshot).await?;
                 host.inner
                     .db
