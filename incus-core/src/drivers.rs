@@ -171,6 +171,18 @@ pub trait StorageDriver: Send + Sync {
     /// Renames a volume and its snapshots. Fails with `AlreadyExists` if the target exists.
     async fn rename_volume(&self, vol: &Volume, new_name: &str) -> Result<()>;
 
+    /// Completes a [`rename_volume`](Self::rename_volume) of `vol` to `new_name` that a
+    /// killed process may have left part-way: whatever is still under the old name moves.
+    /// Nothing left to move is not an error. The default renames the volume if it still
+    /// exists under the old name (right for drivers whose rename is one step); drivers that
+    /// rename in several steps complete each one.
+    async fn finish_rename(&self, vol: &Volume, new_name: &str) -> Result<()> {
+        if self.has_volume(vol).await? {
+            self.rename_volume(vol, new_name).await?;
+        }
+        Ok(())
+    }
+
     /// Takes a snapshot `snapshot` of the volume.
     async fn create_snapshot(&self, vol: &Volume, snapshot: &str) -> Result<()>;
 

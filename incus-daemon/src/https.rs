@@ -5,7 +5,9 @@
 //! Limits against slow or greedy clients: a TLS handshake must finish within
 //! [`HANDSHAKE_TIMEOUT`], request headers within [`HEADER_TIMEOUT`] and fit in
 //! [`MAX_HEADER_BYTES`]; at most [`MAX_CONNECTIONS`] connections are served at once and at
-//! most [`MAX_PER_CLIENT`] from one IP address (further ones are closed at once).
+//! most [`MAX_PER_CLIENT`] from one IP address (further ones are closed at once). A
+//! connection upgraded to a websocket (events, exec and console streams) or to SFTP keeps its
+//! place until the upgraded stream closes, so these limits bound websockets too.
 
 use crate::Daemon;
 use crate::tls::ServerCert;
@@ -24,7 +26,7 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_HEADER_BYTES: usize = 64 << 10;
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 1024;
-/// Connections served at once from one client address.
+/// Connections served at once from one client address (websockets included).
 pub const MAX_PER_CLIENT: usize = 128;
 
 /// Who is on the other end of an HTTPS connection (absent for the unix socket).
@@ -227,6 +229,60 @@ impl Drop for Slot {
     }
 }
 
+/// A connection's stream together with its [`Slot`]: hyper hands the stream itself to an
+/// upgrade (a websocket, SFTP), so the slot goes wherever the stream goes and is given back
+/// only when the last use of the connection ends.
+struct Holding<S> {
+    io: S,
+    _slot: Slot,
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Holding<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Holding<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
 async fn serve(
     daemon: Arc<Daemon>,
     listener: tokio::net::TcpListener,
@@ -259,7 +315,6 @@ async fn serve(
         };
         let (acceptor, router, mut stopped) = (acceptor.clone(), router.clone(), stopped.clone());
         tokio::spawn(async move {
-            let _slot = slot;
             let _ = stream.set_nodelay(true);
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => tls,
@@ -284,7 +339,13 @@ async fn serve(
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
                 .max_buf_size(MAX_HEADER_BYTES)
-                .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                .serve_connection(
+                    hyper_util::rt::TokioIo::new(Holding {
+                        io: tls,
+                        _slot: slot,
+                    }),
+                    svc,
+                )
                 .with_upgrades();
             tokio::pin!(conn);
             tokio::select! {

@@ -1,8 +1,10 @@
 //! `incusd`: serves the embedded engine over the Incus REST API on a unix socket, and over
 //! HTTPS when `core.https_address` is set (`incus config set core.https_address :8443`).
 //!
-//! `incusd [--dir PATH] [--group GROUP]` (default `$INCUS_DIR`, else `/var/lib/incus`; the
-//! socket is mode 0660, owned by GROUP when given, as `incusd --group` does). SIGTERM and SIGINT
+//! `incusd [--dir PATH] [--group GROUP] [--verbose|--debug]` (default `$INCUS_DIR`, else
+//! `/var/lib/incus`; the socket is mode 0660, owned by GROUP when given, as `incusd --group`
+//! does). The log goes to standard error: warnings and errors, with `--verbose` also
+//! information, with `--debug` also debug messages (as Incus's flags). SIGTERM and SIGINT
 //! stop the daemon and leave instances running. `incusd forklxc ...` is the hidden
 //! single-threaded liblxc helper the engine re-executes; it runs before any thread exists.
 
@@ -18,14 +20,17 @@ fn main() {
     cloexec_inherited_fds();
     let mut dir = std::env::var("INCUS_DIR").unwrap_or_else(|_| "/var/lib/incus".into());
     let mut group: Option<String> = None;
+    let mut level = tracing::Level::WARN;
     let mut it = args.into_iter().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--dir" => dir = it.next().unwrap_or_default(),
             "--group" => group = it.next(),
+            "--verbose" | "-v" => level = level.max(tracing::Level::INFO),
+            "--debug" | "-d" => level = tracing::Level::DEBUG,
             "--help" | "-h" => {
                 println!(
-                    "usage: incusd [--dir PATH] [--group GROUP]   (default $INCUS_DIR or /var/lib/incus)"
+                    "usage: incusd [--dir PATH] [--group GROUP] [--verbose|--debug]   (default $INCUS_DIR or /var/lib/incus)"
                 );
                 return;
             }
@@ -35,6 +40,11 @@ fn main() {
             }
         }
     }
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,5 +1,5 @@
-//! Faults: `incusd` killed with SIGKILL at random points of create, copy, snapshot and
-//! delete, then restarted: the database and the disks must agree, no intent or operation
+//! Faults: `incusd` killed with SIGKILL at random points of create, copy, snapshot,
+//! rename and delete, then restarted: the database and the disks must agree, no intent or operation
 //! may be left, and a running container must still run. Also what a killed daemon leaves,
 //! made by hand for every kind of object, and a full disk during image import and snapshot.
 //! Runs with `INCUS_TEST_PRIVILEGED=1` (as root).
@@ -234,8 +234,8 @@ fn setup(test: &str) -> (Daemon, tempfile::TempDir) {
 }
 
 #[test]
-fn sigkill_at_random_points_of_create_copy_snapshot_delete() {
-    if !privileged("sigkill_at_random_points_of_create_copy_snapshot_delete") {
+fn sigkill_at_random_points_of_create_copy_snapshot_rename_delete() {
+    if !privileged("sigkill_at_random_points_of_create_copy_snapshot_rename_delete") {
         return;
     }
     let rounds: usize = std::env::var("INCUS_CRASH_ROUNDS")
@@ -284,7 +284,11 @@ fn sigkill_at_random_points_of_create_copy_snapshot_delete() {
         "delete-snapshot",
         timed("DELETE", "/1.0/instances/src/snapshots/ref", ""),
     );
-    took.insert("delete", timed("DELETE", "/1.0/instances/ref2", ""));
+    took.insert(
+        "rename",
+        timed("POST", "/1.0/instances/ref2", r#"{"name":"ref3"}"#),
+    );
+    took.insert("delete", timed("DELETE", "/1.0/instances/ref3", ""));
     ok(&sock, "DELETE", "/1.0/instances/ref", "");
     eprintln!("action durations: {took:?}");
     assert_consistent(&d, "before");
@@ -304,7 +308,29 @@ fn sigkill_at_random_points_of_create_copy_snapshot_delete() {
             .filter(|n| *n != "c0" && *n != "src")
             .cloned()
             .collect();
-        let action = ["create", "copy", "snapshot", "delete-snapshot", "delete"][rng.below(5)];
+        let action = [
+            "create",
+            "copy",
+            "snapshot",
+            "delete-snapshot",
+            "delete",
+            "rename",
+        ][rng.below(6)];
+        // An instance to delete or rename (made when there is none).
+        let victim = || match others.first() {
+            Some(n) => n.clone(),
+            None => {
+                let n = format!("k{round}");
+                ok(
+                    &sock,
+                    "POST",
+                    "/1.0/instances",
+                    &format!(r#"{{"name":"{n}","source":{{"type":"copy","source":"src"}}}}"#),
+                );
+                n
+            }
+        };
+        let size_of = |n: &str| if n.starts_with('k') { full } else { fresh };
         // The object the action makes or removes, and its complete size.
         let (object, size, request) = match action {
             "create" => {
@@ -351,26 +377,25 @@ fn sigkill_at_random_points_of_create_copy_snapshot_delete() {
                     ),
                 )
             }
-            _ => {
-                let n = match others.first() {
-                    Some(n) => n.clone(),
-                    None => {
-                        let n = format!("k{round}");
-                        ok(
-                            &sock,
-                            "POST",
-                            "/1.0/instances",
-                            &format!(
-                                r#"{{"name":"{n}","source":{{"type":"copy","source":"src"}}}}"#
-                            ),
-                        );
-                        n
-                    }
-                };
-                let size = if n.starts_with('k') { full } else { fresh };
+            "rename" => {
+                let n = victim();
+                // Renamed names keep their first letter, which tells their size.
+                let to = format!("{}r{round}", &n[..1]);
                 (
                     n.clone(),
-                    size,
+                    size_of(&n),
+                    (
+                        "POST",
+                        format!("/1.0/instances/{n}"),
+                        format!(r#"{{"name":"{to}"}}"#),
+                    ),
+                )
+            }
+            _ => {
+                let n = victim();
+                (
+                    n.clone(),
+                    size_of(&n),
                     ("DELETE", format!("/1.0/instances/{n}"), String::new()),
                 )
             }
@@ -388,8 +413,18 @@ fn sigkill_at_random_points_of_create_copy_snapshot_delete() {
         let when = format!("round {round}, {action} {object}");
         assert_consistent(&d, &when);
 
-        // The object is complete, or gone.
+        // The object is complete, or gone; a renamed one is under exactly one of its names.
         let (db, _) = recorded(&dir);
+        let renamed_to = (action == "rename").then(|| format!("{}r{round}", &object[..1]));
+        if let Some(to) = &renamed_to {
+            let (old, new) = (db.instances.contains(&object), db.instances.contains(to));
+            assert!(old != new, "{action} {object}: under both names or neither");
+            assert_eq!(
+                count(&pool.join("containers").join(if new { to } else { &object })),
+                size,
+                "round {round}: rename left the instance incomplete"
+            );
+        }
         let present = if action.contains("snapshot") {
             db.snapshots.contains(&object)
         } else {
@@ -403,7 +438,8 @@ fn sigkill_at_random_points_of_create_copy_snapshot_delete() {
             };
             assert_eq!(count(&path), size, "{when}: incomplete after the restart");
         }
-        let outcome = match (action.starts_with("delete"), present) {
+        // A rename is done when the old name is gone.
+        let outcome = match (action.starts_with("delete") || action == "rename", present) {
             (false, true) | (true, false) => "done",
             _ => "undone",
         };
@@ -413,7 +449,7 @@ fn sigkill_at_random_points_of_create_copy_snapshot_delete() {
         *t.2.entry(outcome).or_default() += 1;
         assert_eq!(status_of(&sock, "c0"), "Running", "{when}: c0");
         // The name can be used again.
-        if !present && !action.starts_with("delete") {
+        if !present && !action.starts_with("delete") && action != "rename" {
             let retry = if action == "snapshot" {
                 ("/1.0/instances/src/snapshots", body.clone())
             } else {
@@ -482,7 +518,22 @@ fn what_a_killed_daemon_left_is_settled_on_start() {
         "/1.0/storage-pools/default/volumes/custom/vol1/snapshots",
         r#"{"name":"vs"}"#,
     );
+    for (name, from) in [("mover", "src"), ("walker", "src")] {
+        ok(
+            &sock,
+            "POST",
+            "/1.0/instances",
+            &format!(r#"{{"name":"{name}","source":{{"type":"copy","source":"{from}"}}}}"#),
+        );
+    }
+    ok(
+        &sock,
+        "POST",
+        "/1.0/storage-pools/default/volumes/custom",
+        r#"{"name":"vol2"}"#,
+    );
     let (db, _) = recorded(&dir);
+    assert!(db.snapshots.contains("mover/keep") && db.snapshots.contains("walker/keep"));
     let fp = db.images.iter().next().expect("image").clone();
     kill_and_wait(&mut d);
 
@@ -528,6 +579,52 @@ fn what_a_killed_daemon_left_is_settled_on_start() {
         "i6",
         serde_json::json!({"action":"move","object":"pool-copy","project":"default","name":"src","pool":"default"}),
     );
+    // A rename killed after the driver moved the volume but not yet its snapshots, before
+    // the records changed: the disks go back to the old name.
+    std::fs::rename(pool.join("containers/mover"), pool.join("containers/moved")).expect("mv");
+    leave_intent(
+        &dir,
+        "i8",
+        serde_json::json!({"action":"rename","object":"instance-rename","project":"default","from":"mover","to":"moved","pool":"default"}),
+    );
+    // A rename whose records changed (one transaction) but whose volume did not move yet
+    // (not the order the engine uses, but settling must not care): the disks follow.
+    {
+        let db = Db::open(&dir.join("database")).expect("open the database");
+        let mut inst: serde_json::Value = db
+            .get(Table::Instances, "default", "walker")
+            .expect("get")
+            .expect("walker");
+        inst["name"] = "walked".into();
+        let mut snap: serde_json::Value = db
+            .get(Table::Snapshots, "default", "walker/keep")
+            .expect("get")
+            .expect("walker/keep");
+        snap["instance"] = "walked".into();
+        db.atomically(|w| {
+            w.rename(Table::Instances, "default", "walker", "walked")?;
+            w.update(Table::Instances, "default", "walked", &inst)?;
+            w.rename(Table::Snapshots, "default", "walker/keep", "walked/keep")?;
+            w.update(Table::Snapshots, "default", "walked/keep", &snap)
+        })
+        .expect("rename records");
+    }
+    leave_intent(
+        &dir,
+        "i9",
+        serde_json::json!({"action":"rename","object":"instance-rename","project":"default","from":"walker","to":"walked","pool":"default"}),
+    );
+    // A custom volume rename killed after the disk, before the records.
+    std::fs::rename(
+        pool.join("custom/default_vol2"),
+        pool.join("custom/default_vol3"),
+    )
+    .expect("mv");
+    leave_intent(
+        &dir,
+        "i10",
+        serde_json::json!({"action":"rename","object":"custom-volume-rename","project":"default","pool":"default","from":"vol2","to":"vol3"}),
+    );
     // An intent on a pool that is gone cannot be settled: it stays, the daemon starts.
     leave_intent(
         &dir,
@@ -549,12 +646,35 @@ fn what_a_killed_daemon_left_is_settled_on_start() {
     assert_eq!(intents, 1, "only the unsettleable intent stays");
     remove_intent(&dir, "i7");
     assert_consistent(&d, "after settling");
+    let set = |v: &[&str]| {
+        v.iter()
+            .map(|s| s.to_string())
+            .collect::<BTreeSet<String>>()
+    };
+    assert_eq!(db.instances, set(&["c0", "mover", "src", "walked"]));
     assert_eq!(
-        db.instances,
-        BTreeSet::from(["c0".to_string(), "src".to_string()])
+        db.snapshots,
+        set(&["mover/keep", "src/keep", "walked/keep"])
     );
-    assert_eq!(db.snapshots, BTreeSet::from(["src/keep".to_string()]));
-    assert!(db.volumes.is_empty());
+    assert_eq!(db.volumes, set(&["default/vol2"]));
+    for renamed in ["mover", "walked"] {
+        assert!(count(&pool.join("containers").join(renamed).join("rootfs/big")) >= 2000);
+    }
+    // Both work: the renamed one starts and answers.
+    ok(
+        &sock,
+        "PUT",
+        "/1.0/instances/walked/state",
+        r#"{"action":"start"}"#,
+    );
+    let out = common::incus(&dir, d.conf.path(), &["exec", "walked", "--", "true"], b"");
+    common::succeeded(&["exec walked"], out);
+    ok(
+        &sock,
+        "PUT",
+        "/1.0/instances/walked/state",
+        r#"{"action":"stop","force":true}"#,
+    );
     assert!(count(&pool.join("containers/src/rootfs/big")) >= 2000);
     assert!(!pool.join(format!("images/{fp}")).exists());
     // The image is unpacked again for the next instance, whole.

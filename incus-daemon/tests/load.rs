@@ -21,17 +21,32 @@ fn fds(pid: u32) -> usize {
         .unwrap_or(0)
 }
 
-/// Resident memory in KiB.
-fn rss(pid: u32) -> u64 {
+/// A memory figure of `/proc/<pid>/status` in KiB (`VmRSS`, `RssAnon`, `RssFile`).
+fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.split(':').next() == Some(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|n| n.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// Resident memory in KiB.
+fn rss(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS")
+}
+
+/// Resident memory split into anonymous (heap, stacks) and file-backed (the program's own
+/// pages, libraries), for the report.
+fn rss_split(pid: u32) -> String {
+    format!(
+        "anonymous {} KiB, file-backed {} KiB",
+        status_kib(pid, "RssAnon"),
+        status_kib(pid, "RssFile")
+    )
 }
 
 #[derive(Default)]
@@ -163,26 +178,7 @@ fn hundred_clients() {
     ]);
     // An HTTPS identity for a fifth of the clients.
     let id_dir = tempfile::tempdir().expect("tempdir");
-    let crt = id_dir.path().join("client.crt");
-    let key = id_dir.path().join("client.key");
-    let (cert_pem, key_pem) =
-        incus_core::tls::load_or_create(&crt, &key, incus_core::tls::Usage::Client)
-            .expect("client certificate");
-    std::fs::write(id_dir.path().join("c.crt"), &cert_pem).expect("write");
-    cli(&[
-        "config",
-        "trust",
-        "add-certificate",
-        id_dir.path().join("c.crt").to_str().expect("path"),
-        "--name",
-        "load",
-    ]);
-    let server_pem = std::fs::read_to_string(d.dir.path().join("server.crt")).expect("server.crt");
-    let tls = incus_client::RemoteTls {
-        client_cert: Some(cert_pem),
-        client_key: Some(key_pem),
-        server_cert: Some(server_pem),
-    };
+    let tls = common::trusted_identity(&d, id_dir.path(), cli);
     let socket = d.dir.path().join("unix.socket");
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -200,6 +196,7 @@ fn hundred_clients() {
     });
     std::thread::sleep(Duration::from_secs(1));
     let (fds_before, rss_before) = (fds(pid), rss(pid));
+    println!("load: before: RSS {rss_before} KiB ({})", rss_split(pid));
 
     let tally = Arc::new(Tally::default());
     let peak_rss = Arc::new(std::sync::atomic::AtomicU64::new(rss_before));
@@ -236,9 +233,10 @@ fn hundred_clients() {
             // Past the daemon's next allocator trim; the clients' idle connections stay open.
             std::thread::sleep(Duration::from_secs(16));
             println!(
-                "load: after round {round}: fds {}, RSS {} KiB",
+                "load: after round {round}: fds {}, RSS {} KiB ({})",
                 fds(pid),
-                rss(pid)
+                rss(pid),
+                rss_split(pid)
             );
         }
     }
@@ -288,6 +286,7 @@ fn hundred_clients() {
         peak_rss.load(Ordering::Relaxed),
         rss_after
     );
+    println!("load: after: {}", rss_split(pid));
 
     let unexpected = tally.unexpected.lock().expect("lock").clone();
     assert!(

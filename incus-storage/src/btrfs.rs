@@ -479,6 +479,13 @@ impl StorageDriver for BtrfsDriver {
         layout::rename_volume(&from, &to, &sfrom, &sto)
     }
 
+    async fn finish_rename(&self, vol: &Volume, new_name: &str) -> Result<()> {
+        let new = Volume::new(vol.kind, new_name);
+        let (from, to) = (self.volume_path(vol), self.volume_path(&new));
+        let (sfrom, sto) = (self.snapshots_dir(vol), self.snapshots_dir(&new));
+        layout::finish_rename(&from, &to, &sfrom, &sto)
+    }
+
     async fn create_snapshot(&self, vol: &Volume, snapshot: &str) -> Result<()> {
         let (from, to) = (self.volume_path(vol), self.snapshot_path(vol, snapshot));
         self.snapshot(&from, &to, true).await

@@ -221,6 +221,13 @@ impl StorageDriver for DirDriver {
         blocking(move || layout::rename_volume(&from, &to, &sfrom, &sto)).await
     }
 
+    async fn finish_rename(&self, vol: &Volume, new_name: &str) -> Result<()> {
+        let new = Volume::new(vol.kind, new_name);
+        let (from, to) = (self.volume_path(vol), self.volume_path(&new));
+        let (sfrom, sto) = (self.snapshots_dir(vol), self.snapshots_dir(&new));
+        blocking(move || layout::finish_rename(&from, &to, &sfrom, &sto)).await
+    }
+
     async fn create_snapshot(&self, vol: &Volume, snapshot: &str) -> Result<()> {
         let (from, to) = (self.volume_path(vol), self.snapshot_path(vol, snapshot));
         copy_new(from, to, None).await

@@ -83,9 +83,28 @@ pub fn rename_new(from: &Path, to: &Path) -> Result<()> {
 
 /// Renames a volume and, when it has any, its snapshots directory.
 pub fn rename_volume(from: &Path, to: &Path, snaps_from: &Path, snaps_to: &Path) -> Result<()> {
-    rename_new(from, to)?;
+    if !from.exists() {
+        return Err(Error::not_found(format!("{} not found", from.display())));
+    }
+    // Refuse before moving anything, so a refusal leaves no half-renamed volume.
+    let occupied = |p: &Path| std::fs::read_dir(p).is_ok_and(|mut d| d.next().is_some());
+    if to.exists() || (snaps_from.exists() && occupied(snaps_to)) {
+        return Err(Error::already_exists(format!("{} exists", to.display())));
+    }
+    finish_rename(from, to, snaps_from, snaps_to)
+}
+
+/// Completes [`rename_volume`] from wherever a killed process left it: the volume and the
+/// snapshots directory each move if still under the old name (a target in the way is
+/// `AlreadyExists`, but for an empty snapshots directory, which is replaced).
+pub fn finish_rename(from: &Path, to: &Path, snaps_from: &Path, snaps_to: &Path) -> Result<()> {
+    if from.exists() {
+        rename_new(from, to)?;
+    }
     if snaps_from.exists() {
-        std::fs::rename(snaps_from, snaps_to).map_err(|e| Error::io(snaps_from.display(), e))?;
+        // An empty snapshots directory under the new name holds nothing to keep.
+        let _ = std::fs::remove_dir(snaps_to);
+        rename_new(snaps_from, snaps_to)?;
     }
     Ok(())
 }
@@ -153,5 +172,45 @@ pub fn test_spec(state: &Path, config: &[(&str, &str)]) -> incus_core::drivers::
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         mount_root: state.join("storage-pools/p"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interrupted_rename_is_finished_from_any_step() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let p = |s: &str| t.path().join(s);
+        for d in ["vols/a", "snaps/a/s1"] {
+            std::fs::create_dir_all(p(d)).expect("mkdir");
+        }
+        let (from, to, sfrom, sto) = (p("vols/a"), p("vols/b"), p("snaps/a"), p("snaps/b"));
+        // Killed after the volume moved, before its snapshots did.
+        std::fs::rename(&from, &to).expect("mv");
+        finish_rename(&from, &to, &sfrom, &sto).expect("finish");
+        assert!(to.exists() && sto.join("s1").exists());
+        assert!(!from.exists() && !sfrom.exists());
+        // Finished already: nothing to do, and no error.
+        finish_rename(&from, &to, &sfrom, &sto).expect("again");
+        // A plain rename of a volume that is not there is refused.
+        assert_eq!(
+            rename_volume(&from, &to, &sfrom, &sto)
+                .expect_err("missing")
+                .kind(),
+            incus_core::ErrorKind::NotFound
+        );
+        // An empty snapshots directory in the way is replaced; a full one is not.
+        std::fs::create_dir_all(p("snaps/b/s2")).expect("mkdir");
+        std::fs::create_dir_all(p("snaps/c")).expect("mkdir");
+        rename_volume(&to, &p("vols/c"), &sto, &p("snaps/c")).expect("into an empty one");
+        assert!(p("snaps/c/s1").exists() && p("snaps/c/s2").exists());
+        std::fs::create_dir_all(p("vols/d")).expect("mkdir");
+        std::fs::create_dir_all(p("snaps/d/x")).expect("mkdir");
+        let err = rename_volume(&p("vols/d"), &p("vols/e"), &p("snaps/d"), &p("snaps/c"))
+            .expect_err("full target");
+        assert_eq!(err.kind(), incus_core::ErrorKind::AlreadyExists);
+        assert!(p("vols/d").exists(), "a refused rename moves nothing");
     }
 }

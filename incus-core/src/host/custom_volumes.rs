@@ -19,6 +19,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// Objects with the project each belongs to.
+type InProject<T> = Vec<(String, T)>;
+
 /// Volume config keys this engine implements (plus `user.*`).
 const VOLUME_KEYS: &[&str] = &[
     "size",
@@ -714,28 +717,53 @@ impl Host {
         let _g = lock.lock().await;
         let driver = self.pool_driver(pool)?;
         let vol = driver_volume(&project, name);
+        let _intent = self.begin(
+            "rename",
+            Unsettled::CustomVolumeRename {
+                project: project.clone(),
+                pool: pool.to_string(),
+                from: name.to_string(),
+                to: new_name.to_string(),
+            },
+        )?;
         driver
             .rename_volume(&vol, &driver_volume(&project, new_name).name)
             .await?;
-        let db = &self.inner.db;
-        db.rename(
-            Table::Volumes,
-            &project,
-            &key(pool, name),
-            &key(pool, new_name),
-        )?;
         rec.volume.name = new_name.to_string();
-        db.update(Table::Volumes, &project, &key(pool, new_name), &rec)?;
-        for mut s in self.volume_snapshots(&project, pool, name)? {
-            let sn = snap_name(&s.snapshot).to_string();
-            let old = format!("{pool}/{name}/{sn}");
-            let new = format!("{pool}/{new_name}/{sn}");
-            db.rename(Table::VolumeSnapshots, &project, &old, &new)?;
-            s.volume = new_name.to_string();
-            s.snapshot.name = format!("{new_name}/{sn}");
-            db.update(Table::VolumeSnapshots, &project, &new, &s)?;
+        let snapshots = self.volume_snapshots(&project, pool, name)?;
+        let (instances, profiles) = self.users_repointed(&project, pool, name, new_name)?;
+        // The volume, its snapshots and the devices using it change together or not at all.
+        let r = self.inner.db.atomically(|w| {
+            w.rename(
+                Table::Volumes,
+                &project,
+                &key(pool, name),
+                &key(pool, new_name),
+            )?;
+            w.update(Table::Volumes, &project, &key(pool, new_name), &rec)?;
+            for mut s in snapshots {
+                let sn = snap_name(&s.snapshot).to_string();
+                let old = format!("{pool}/{name}/{sn}");
+                let new = format!("{pool}/{new_name}/{sn}");
+                w.rename(Table::VolumeSnapshots, &project, &old, &new)?;
+                s.volume = new_name.to_string();
+                s.snapshot.name = format!("{new_name}/{sn}");
+                w.update(Table::VolumeSnapshots, &project, &new, &s)?;
+            }
+            for (p, inst) in &instances {
+                w.update(Table::Instances, p, &inst.name, inst)?;
+            }
+            for (p, prof) in &profiles {
+                w.update(Table::Profiles, p, &prof.name, prof)?;
+            }
+            Ok(())
+        });
+        if let Err(e) = r {
+            let _ = driver
+                .rename_volume(&driver_volume(&project, new_name), &vol.name)
+                .await;
+            return Err(e);
         }
-        self.repoint_users(&project, pool, name, new_name)?;
         // The backups follow (a missing directory: none made).
         let _ = std::fs::rename(
             self.volume_backups_dir(&project, pool, name),
@@ -754,8 +782,15 @@ impl Host {
         Ok(())
     }
 
-    /// Points the disk devices of instances and profiles at a renamed volume.
-    fn repoint_users(&self, project: &str, pool: &str, name: &str, new_name: &str) -> Result<()> {
+    /// The instances and profiles whose disk devices use volume `name`
+    /// of `pool`, pointed at `new_name`: what a rename writes.
+    fn users_repointed(
+        &self,
+        project: &str,
+        pool: &str,
+        name: &str,
+        new_name: &str,
+    ) -> Result<(InProject<api::Instance>, InProject<api::Profile>)> {
         let fix = |devices: &mut api::DevicesMap| {
             let mut changed = false;
             for dev in devices.values_mut() {
@@ -770,18 +805,20 @@ impl Host {
             changed
         };
         let db = &self.inner.db;
+        let mut instances = Vec::new();
         for (p, mut inst) in db.list::<api::Instance>(Table::Instances, None)? {
             if self.volume_project(&p) == project && fix(&mut inst.put.devices) {
-                db.update(Table::Instances, &p, &inst.name.clone(), &inst)?;
+                instances.push((p, inst));
             }
         }
+        let mut profiles = Vec::new();
         for (p, mut prof) in db.list::<api::Profile>(Table::Profiles, None)? {
             if self.volume_project(&p) == project && fix(&mut prof.put.devices) {
                 prof.used_by.clear();
-                db.update(Table::Profiles, &p, &prof.name.clone(), &prof)?;
+                profiles.push((p, prof));
             }
         }
-        Ok(())
+        Ok((instances, profiles))
     }
 
     /// Moves a custom volume to another pool and/or project (`POST` with `pool` or

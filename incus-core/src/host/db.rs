@@ -256,91 +256,27 @@ impl Db {
 
     /// Inserts a new object; `AlreadyExists` if the name is taken.
     pub fn insert<T: Serialize>(&self, t: Table, project: &str, name: &str, obj: &T) -> Result<()> {
-        let data = serde_json::to_string(obj).map_err(|e| Error::internal(e.to_string()))?;
-        let c = self.lock()?;
-        match c.execute(
-            &format!(
-                "INSERT INTO {} (project, name, data) VALUES (?1, ?2, ?3)",
-                t.name()
-            ),
-            params![project, name, data],
-        ) {
-            Ok(_) => Ok(()),
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                Err(Error::already_exists(format!("{name:?} already exists")))
-            }
-            Err(e) => Err(sql(e)),
-        }
+        Writes(&*self.lock()?).insert(t, project, name, obj)
     }
 
     /// Replaces an existing object; `NotFound` if absent.
     pub fn update<T: Serialize>(&self, t: Table, project: &str, name: &str, obj: &T) -> Result<()> {
-        let data = serde_json::to_string(obj).map_err(|e| Error::internal(e.to_string()))?;
-        let c = self.lock()?;
-        let n = c
-            .execute(
-                &format!(
-                    "UPDATE {} SET data=?3 WHERE project=?1 AND name=?2",
-                    t.name()
-                ),
-                params![project, name, data],
-            )
-            .map_err(sql)?;
-        if n == 0 {
-            return Err(Error::not_found(format!("{name:?} not found")));
-        }
-        Ok(())
+        Writes(&*self.lock()?).update(t, project, name, obj)
     }
 
     /// Removes an object; returns whether it existed.
     pub fn delete(&self, t: Table, project: &str, name: &str) -> Result<bool> {
-        let c = self.lock()?;
-        let n = c
-            .execute(
-                &format!("DELETE FROM {} WHERE project=?1 AND name=?2", t.name()),
-                params![project, name],
-            )
-            .map_err(sql)?;
-        Ok(n > 0)
+        Writes(&*self.lock()?).delete(t, project, name)
     }
 
     /// Removes every object whose name starts with `prefix`.
     pub fn delete_prefix(&self, t: Table, project: &str, prefix: &str) -> Result<()> {
-        let c = self.lock()?;
-        c.execute(
-            &format!(
-                "DELETE FROM {} WHERE project=?1 AND substr(name, 1, length(?2))=?2",
-                t.name()
-            ),
-            params![project, prefix],
-        )
-        .map_err(sql)?;
-        Ok(())
+        Writes(&*self.lock()?).delete_prefix(t, project, prefix)
     }
 
     /// Renames an object (the JSON is rewritten by the caller with `update`).
     pub fn rename(&self, t: Table, project: &str, name: &str, new_name: &str) -> Result<()> {
-        let c = self.lock()?;
-        match c.execute(
-            &format!(
-                "UPDATE {} SET name=?3 WHERE project=?1 AND name=?2",
-                t.name()
-            ),
-            params![project, name, new_name],
-        ) {
-            Ok(0) => Err(Error::not_found(format!("{name:?} not found"))),
-            Ok(_) => Ok(()),
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                Err(Error::already_exists(format!(
-                    "{new_name:?} already exists"
-                )))
-            }
-            Err(e) => Err(sql(e)),
-        }
+        Writes(&*self.lock()?).rename(t, project, name, new_name)
     }
 
     /// Renames every object whose name starts with `prefix` to start with `new_prefix`.
@@ -351,16 +287,17 @@ impl Db {
         prefix: &str,
         new_prefix: &str,
     ) -> Result<()> {
-        let c = self.lock()?;
-        c.execute(
-            &format!(
-                "UPDATE {} SET name=?3 || substr(name, length(?2) + 1) WHERE project=?1 AND substr(name, 1, length(?2))=?2",
-                t.name()
-            ),
-            params![project, prefix, new_prefix],
-        )
-        .map_err(sql)?;
-        Ok(())
+        Writes(&*self.lock()?).rename_prefix(t, project, prefix, new_prefix)
+    }
+
+    /// Runs `f`'s writes in one transaction: they all take effect, or (when `f` or the commit
+    /// fails, or the process dies first) none does.
+    pub fn atomically<T>(&self, f: impl FnOnce(&Writes<'_>) -> Result<T>) -> Result<T> {
+        let mut c = self.lock()?;
+        let tx = c.transaction().map_err(sql)?;
+        let out = f(&Writes(&tx))?;
+        tx.commit().map_err(sql)?;
+        Ok(out)
     }
 
     /// Server config.
@@ -388,6 +325,125 @@ impl Db {
             .map_err(sql)?;
         }
         tx.commit().map_err(sql)
+    }
+}
+
+/// Writes on one connection: [`Db`]'s own (each on its own), or those of one
+/// [`Db::atomically`] transaction.
+pub struct Writes<'a>(&'a Connection);
+
+impl std::fmt::Debug for Writes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writes").finish_non_exhaustive()
+    }
+}
+
+impl Writes<'_> {
+    /// Inserts a new object; `AlreadyExists` if the name is taken.
+    pub fn insert<T: Serialize>(&self, t: Table, project: &str, name: &str, obj: &T) -> Result<()> {
+        let data = serde_json::to_string(obj).map_err(|e| Error::internal(e.to_string()))?;
+        match self.0.execute(
+            &format!(
+                "INSERT INTO {} (project, name, data) VALUES (?1, ?2, ?3)",
+                t.name()
+            ),
+            params![project, name, data],
+        ) {
+            Ok(_) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(Error::already_exists(format!("{name:?} already exists")))
+            }
+            Err(e) => Err(sql(e)),
+        }
+    }
+
+    /// Replaces an existing object; `NotFound` if absent.
+    pub fn update<T: Serialize>(&self, t: Table, project: &str, name: &str, obj: &T) -> Result<()> {
+        let data = serde_json::to_string(obj).map_err(|e| Error::internal(e.to_string()))?;
+        let n = self
+            .0
+            .execute(
+                &format!(
+                    "UPDATE {} SET data=?3 WHERE project=?1 AND name=?2",
+                    t.name()
+                ),
+                params![project, name, data],
+            )
+            .map_err(sql)?;
+        if n == 0 {
+            return Err(Error::not_found(format!("{name:?} not found")));
+        }
+        Ok(())
+    }
+
+    /// Removes an object; returns whether it existed.
+    pub fn delete(&self, t: Table, project: &str, name: &str) -> Result<bool> {
+        let n = self
+            .0
+            .execute(
+                &format!("DELETE FROM {} WHERE project=?1 AND name=?2", t.name()),
+                params![project, name],
+            )
+            .map_err(sql)?;
+        Ok(n > 0)
+    }
+
+    /// Removes every object whose name starts with `prefix`.
+    pub fn delete_prefix(&self, t: Table, project: &str, prefix: &str) -> Result<()> {
+        self.0
+            .execute(
+                &format!(
+                    "DELETE FROM {} WHERE project=?1 AND substr(name, 1, length(?2))=?2",
+                    t.name()
+                ),
+                params![project, prefix],
+            )
+            .map_err(sql)?;
+        Ok(())
+    }
+
+    /// Renames an object (the JSON is rewritten by the caller with `update`).
+    pub fn rename(&self, t: Table, project: &str, name: &str, new_name: &str) -> Result<()> {
+        match self.0.execute(
+            &format!(
+                "UPDATE {} SET name=?3 WHERE project=?1 AND name=?2",
+                t.name()
+            ),
+            params![project, name, new_name],
+        ) {
+            Ok(0) => Err(Error::not_found(format!("{name:?} not found"))),
+            Ok(_) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(Error::already_exists(format!(
+                    "{new_name:?} already exists"
+                )))
+            }
+            Err(e) => Err(sql(e)),
+        }
+    }
+
+    /// Renames every object whose name starts with `prefix` to start with `new_prefix`.
+    pub fn rename_prefix(
+        &self,
+        t: Table,
+        project: &str,
+        prefix: &str,
+        new_prefix: &str,
+    ) -> Result<()> {
+        self.0
+            .execute(
+                &format!(
+                    "UPDATE {} SET name=?3 || substr(name, length(?2) + 1) WHERE project=?1 AND substr(name, 1, length(?2))=?2",
+                    t.name()
+                ),
+                params![project, prefix, new_prefix],
+            )
+            .map_err(sql)?;
+        Ok(())
     }
 }
 

@@ -1046,28 +1046,46 @@ impl Host {
             "Renaming instance",
             move |host, project, name| async move {
                 let (driver, old_vol) = host.root_volume(&inst)?;
+                let _intent = host.begin(
+                    "rename",
+                    Unsettled::InstanceRename {
+                        project: project.clone(),
+                        from: name.clone(),
+                        to: new_name.clone(),
+                        pool: instance_pool(&inst).to_string(),
+                    },
+                )?;
                 driver
                     .rename_volume(&old_vol, &storage_name(&project, &new_name))
                     .await?;
                 let mut rec: api::Instance = host.instance_row(&project, &name)?;
                 rec.name = new_name.clone();
-                let r = host
-                    .inner
-                    .db
-                    .rename(Table::Instances, &project, &name, &new_name)
-                    .and_then(|_| {
-                        host.inner
-                            .db
-                            .update(Table::Instances, &project, &new_name, &rec)
-                    })
-                    .and_then(|_| {
-                        host.inner.db.rename_prefix(
+                let snapshots = host.inner.db.list_prefix::<SnapshotRecord>(
+                    Table::Snapshots,
+                    &project,
+                    &format!("{name}/"),
+                )?;
+                // The record and its snapshots' records change together or not at all.
+                let r = host.inner.db.atomically(|w| {
+                    w.rename(Table::Instances, &project, &name, &new_name)?;
+                    w.update(Table::Instances, &project, &new_name, &rec)?;
+                    w.rename_prefix(
+                        Table::Snapshots,
+                        &project,
+                        &format!("{name}/"),
+                        &format!("{new_name}/"),
+                    )?;
+                    for mut s in snapshots {
+                        s.instance = new_name.clone();
+                        w.update(
                             Table::Snapshots,
                             &project,
-                            &format!("{name}/"),
-                            &format!("{new_name}/"),
-                        )
-                    });
+                            &format!("{new_name}/{}", s.snapshot.name),
+                            &s,
+                        )?;
+                    }
+                    Ok(())
+                });
                 if let Err(e) = r {
                     let _ = driver
                         .rename_volume(
@@ -1076,21 +1094,6 @@ impl Host {
                         )
                         .await;
                     return Err(e);
-                }
-                for (_, mut s) in host
-                    .inner
-                    .db
-                    .list::<SnapshotRecord>(Table::Snapshots, Some(&project))?
-                {
-                    if s.instance == name {
-                        s.instance = new_name.clone();
-                        host.inner.db.update(
-                            Table::Snapshots,
-                            &project,
-                            &format!("{new_name}/{}", s.snapshot.name),
-                            &s,
-                        )?;
-                    }
                 }
                 let old_logs = host
                     .inner

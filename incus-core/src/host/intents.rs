@@ -7,13 +7,17 @@
 //! an engine opens the state directory means the previous engine was killed part-way
 //! (SIGKILL, power loss), so [`Host::open`] settles it before serving anything.
 //!
-//! Every action here ends in one of two states: the object complete and recorded, or the
-//! object gone. The client of an interrupted action never heard of success, so settling is
-//! the same for both directions: whatever is left of the object, on disk and in the
-//! database, is removed. An interrupted create is undone; an interrupted delete is finished.
+//! Every action here but renames ends in one of two states: the object complete and
+//! recorded, or the object gone. The client of an interrupted action never heard of success,
+//! so settling is the same for both directions: whatever is left of the object, on disk and
+//! in the database, is removed. An interrupted create is undone; an interrupted delete is finished.
 //! Removal is idempotent in every storage driver (and called whether or not the volume
 //! itself is still there: a delete may have removed it and not yet its snapshots), so a
 //! crash during settling is settled again on the next start.
+//!
+//! A rename changes the database in one transaction, so after a crash the database names
+//! the object by its old or its new name; settling moves what is on disk to that name
+//! (`StorageDriver::finish_rename`, which completes a driver's rename from any step).
 
 use super::Host;
 use super::custom_volumes::{driver_volume, key};
@@ -41,6 +45,15 @@ pub(super) enum Unsettled {
         name: String,
         pool: String,
     },
+    /// An instance being renamed from `from` to `to`. The database changes in one
+    /// transaction, so it names the instance one way or the other; settling moves the
+    /// instance's volume, snapshots, logs and backups to the name the database has.
+    InstanceRename {
+        project: String,
+        from: String,
+        to: String,
+        pool: String,
+    },
     /// One snapshot of an instance.
     InstanceSnapshot {
         project: String,
@@ -53,6 +66,14 @@ pub(super) enum Unsettled {
         project: String,
         pool: String,
         name: String,
+    },
+    /// A custom volume being renamed from `from` to `to`; settled like
+    /// [`Unsettled::InstanceRename`].
+    CustomVolumeRename {
+        project: String,
+        pool: String,
+        from: String,
+        to: String,
     },
     /// One snapshot of a custom volume.
     CustomVolumeSnapshot {
@@ -161,6 +182,34 @@ impl Host {
                 let vol = Volume::new(VolumeType::Container, storage_name(project, name));
                 driver.delete_volume(&vol).await?;
             }
+            Unsettled::InstanceRename {
+                project,
+                from,
+                to,
+                pool,
+            } => {
+                let renamed = db
+                    .get::<crate::api::Instance>(Table::Instances, project, to)?
+                    .is_some();
+                let (old, new) = if renamed { (from, to) } else { (to, from) };
+                let driver = self.pool_driver(pool)?;
+                let vol = Volume::new(VolumeType::Container, storage_name(project, old));
+                driver
+                    .finish_rename(&vol, &storage_name(project, new))
+                    .await?;
+                let logs = self.inner.dir.join("logs");
+                for (a, b) in [
+                    (logs.join(&vol.name), logs.join(storage_name(project, new))),
+                    (
+                        self.backups_dir(project, old),
+                        self.backups_dir(project, new),
+                    ),
+                ] {
+                    if a.exists() && !b.exists() {
+                        let _ = std::fs::rename(a, b);
+                    }
+                }
+            }
             Unsettled::InstanceSnapshot {
                 project,
                 instance,
@@ -184,6 +233,31 @@ impl Host {
                 db.delete_prefix(Table::VolumeSnapshots, project, &format!("{pool}/{name}/"))?;
                 db.delete(Table::Volumes, project, &key(pool, name))?;
                 let _ = std::fs::remove_dir_all(self.volume_backups_dir(project, pool, name));
+            }
+            Unsettled::CustomVolumeRename {
+                project,
+                pool,
+                from,
+                to,
+            } => {
+                let renamed = db
+                    .get::<serde_json::Value>(Table::Volumes, project, &key(pool, to))?
+                    .is_some();
+                let (old, new) = if renamed { (from, to) } else { (to, from) };
+                let driver = self.pool_driver(pool)?;
+                driver
+                    .finish_rename(
+                        &driver_volume(project, old),
+                        &driver_volume(project, new).name,
+                    )
+                    .await?;
+                let (a, b) = (
+                    self.volume_backups_dir(project, pool, old),
+                    self.volume_backups_dir(project, pool, new),
+                );
+                if a.exists() && !b.exists() {
+                    let _ = std::fs::rename(a, b);
+                }
             }
             Unsettled::CustomVolumeSnapshot {
                 project,

@@ -145,12 +145,15 @@ impl Drop for Daemon {
     }
 }
 
-/// Starts `incusd --dir DIR` and waits for its socket.
+/// Starts `incusd --dir DIR` and waits for its socket. `INCUS_TEST_DAEMON_ARGS` adds
+/// arguments (`--debug` for the daemon's debug log on the test's standard error).
 pub fn spawn_incusd(dir: &Path) -> Child {
     let _ = std::fs::remove_file(dir.join("unix.socket"));
+    let extra = std::env::var("INCUS_TEST_DAEMON_ARGS").unwrap_or_default();
     let mut child = Command::new(env!("CARGO_BIN_EXE_incusd"))
         .arg("--dir")
         .arg(dir)
+        .args(extra.split_whitespace())
         .stdout(Stdio::null())
         .spawn()
         .expect("start incusd");
@@ -255,4 +258,69 @@ pub fn seed(var: &str) -> u64 {
                 .unwrap_or(1)
                 | 1
         })
+}
+
+/// Accepts whatever certificate the server shows (the tests check trust on the server side).
+#[derive(Debug)]
+pub struct AnyServer(pub std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyServer {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A new client certificate, trusted by the daemon (`incus config trust add-certificate`
+/// through `cli`), with the daemon's certificate pinned: what a trusted HTTPS client of
+/// `incus_client` needs. The certificate files are in `id_dir`.
+pub fn trusted_identity(
+    d: &Daemon,
+    id_dir: &Path,
+    cli: impl Fn(&[&str]) -> String,
+) -> incus_client::RemoteTls {
+    let crt = id_dir.join("client.crt");
+    let key = id_dir.join("client.key");
+    let (cert_pem, key_pem) =
+        incus_core::tls::load_or_create(&crt, &key, incus_core::tls::Usage::Client)
+            .expect("client certificate");
+    cli(&[
+        "config",
+        "trust",
+        "add-certificate",
+        crt.to_str().expect("path"),
+        "--name",
+        "test-client",
+    ]);
+    let server_pem = std::fs::read_to_string(d.dir.path().join("server.crt")).expect("server.crt");
+    incus_client::RemoteTls {
+        client_cert: Some(cert_pem),
+        client_key: Some(key_pem),
+        server_cert: Some(server_pem),
+    }
 }
