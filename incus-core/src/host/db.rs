@@ -279,17 +279,6 @@ impl Db {
         Writes(&*self.lock()?).rename(t, project, name, new_name)
     }
 
-    /// Renames every object whose name starts with `prefix` to start with `new_prefix`.
-    pub fn rename_prefix(
-        &self,
-        t: Table,
-        project: &str,
-        prefix: &str,
-        new_prefix: &str,
-    ) -> Result<()> {
-        Writes(&*self.lock()?).rename_prefix(t, project, prefix, new_prefix)
-    }
-
     /// Runs `f`'s writes in one transaction: they all take effect, or (when `f` or the commit
     /// fails, or the process dies first) none does.
     pub fn atomically<T>(&self, f: impl FnOnce(&Writes<'_>) -> Result<T>) -> Result<T> {
@@ -537,7 +526,21 @@ mod tests {
                 .expect("prefix"),
             vec![1, 2]
         );
-        db.rename_prefix(Table::Snapshots, "default", "c1/", "d/")
+        // A transaction that fails part-way changes nothing.
+        let failed = db.atomically(|w| {
+            w.rename_prefix(Table::Snapshots, "default", "c1/", "d/")?;
+            w.update(Table::Snapshots, "default", "missing", &0)
+        });
+        assert_eq!(
+            failed.expect_err("update of a missing row").kind(),
+            crate::ErrorKind::NotFound
+        );
+        assert_eq!(
+            db.list_prefix::<i32>(Table::Snapshots, "default", "c1/")
+                .expect("prefix"),
+            vec![1, 2]
+        );
+        db.atomically(|w| w.rename_prefix(Table::Snapshots, "default", "c1/", "d/"))
             .expect("rename prefix");
         assert_eq!(
             db.list_prefix::<i32>(Table::Snapshots, "default", "d/")

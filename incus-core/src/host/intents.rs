@@ -198,17 +198,14 @@ impl Host {
                     .finish_rename(&vol, &storage_name(project, new))
                     .await?;
                 let logs = self.inner.dir.join("logs");
-                for (a, b) in [
-                    (logs.join(&vol.name), logs.join(storage_name(project, new))),
-                    (
-                        self.backups_dir(project, old),
-                        self.backups_dir(project, new),
-                    ),
-                ] {
-                    if a.exists() && !b.exists() {
-                        let _ = std::fs::rename(a, b);
-                    }
-                }
+                follow(
+                    &logs.join(&vol.name),
+                    &logs.join(storage_name(project, new)),
+                );
+                follow(
+                    &self.backups_dir(project, old),
+                    &self.backups_dir(project, new),
+                );
             }
             Unsettled::InstanceSnapshot {
                 project,
@@ -251,13 +248,10 @@ impl Host {
                         &driver_volume(project, new).name,
                     )
                     .await?;
-                let (a, b) = (
-                    self.volume_backups_dir(project, pool, old),
-                    self.volume_backups_dir(project, pool, new),
+                follow(
+                    &self.volume_backups_dir(project, pool, old),
+                    &self.volume_backups_dir(project, pool, new),
                 );
-                if a.exists() && !b.exists() {
-                    let _ = std::fs::rename(a, b);
-                }
             }
             Unsettled::CustomVolumeSnapshot {
                 project,
@@ -315,6 +309,14 @@ impl Host {
             tracing::warn!("removed image files left by a crash: {removed:?}");
         }
         Ok(removed)
+    }
+}
+
+/// Moves a renamed object's side directory (logs, backups) from `old` to `new`, unless it
+/// is already there; best effort, as the rename itself does.
+fn follow(old: &std::path::Path, new: &std::path::Path) {
+    if old.exists() && !new.exists() {
+        let _ = std::fs::rename(old, new);
     }
 }
 
